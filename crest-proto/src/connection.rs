@@ -1,0 +1,680 @@
+//! [`Connection`]: the public entry point. Thin: the opening handshake lives
+//! in `handshake`, frame parsing in `frame` and `recv`, output in `tx`,
+//! states in `state`; this file wires them to the four kinds of methods.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
+use crate::config::Config;
+use crate::error::{Error, HandshakeError, SendError, TimeoutKind};
+use crate::event::Event;
+use crate::extension::Extension;
+use crate::frame::{mask, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::handshake::{
+    client, find_head_end, server, validate_headers, Accept, ClientRequest, Response,
+};
+use crate::message::{for_each_frame, EncodedMessage, Message};
+use crate::recv::{Context, Receiver, Stop};
+use crate::state::{Role, State};
+use crate::timer::{Rng, Timer, Timers};
+use crate::tx::TxQueue;
+
+/// Payloads up to this size are copied next to their header (one buffer, one
+/// write for many small frames); larger ones are queued as their own `Bytes`.
+pub(crate) const COPY_THRESHOLD: usize = 1024;
+
+/// Where the opening handshake stands.
+#[derive(Debug)]
+enum Handshake {
+    /// Server: reading the request head; `scanned` bytes hold no blank line.
+    Request { scanned: usize },
+    /// Server: request reported, waiting for `accept` or `respond`.
+    Decision(server::Pending),
+    /// Client: request sent, reading the response head.
+    Response {
+        accept: String,
+        protocols: Vec<String>,
+        scanned: usize,
+    },
+}
+
+/// One WebSocket connection, either side, from the first byte of the opening
+/// handshake to the end of the closing handshake. Does no I/O.
+///
+/// Its methods come in four kinds:
+///
+/// - **getters**: [`state`](Self::state), [`role`](Self::role),
+///   [`is_open`](Self::is_open), [`is_closed`](Self::is_closed),
+///   [`is_finished`](Self::is_finished), [`protocol`](Self::protocol), ...
+/// - **inputs**: [`receive`](Self::receive) / [`receive_bytes`](Self::receive_bytes)
+///   (bytes from the transport), [`receive_eof`](Self::receive_eof),
+///   [`handle_timeout`](Self::handle_timeout).
+/// - **commands**: [`accept`](Self::accept), [`respond`](Self::respond),
+///   [`send`](Self::send), [`send_encoded`](Self::send_encoded),
+///   [`ping`](Self::ping), [`close`](Self::close).
+/// - **outputs**: [`poll_transmit`](Self::poll_transmit) /
+///   [`poll_transmit_bytes`](Self::poll_transmit_bytes) (bytes to write),
+///   [`poll_timeout`](Self::poll_timeout) (when to call `handle_timeout`),
+///   [`poll_event`](Self::poll_event) (what happened).
+///
+/// After any input or command: write what `poll_transmit` gives, re-arm your
+/// timer from `poll_timeout`, drain `poll_event`. Drop the transport once
+/// [`is_finished`](Self::is_finished) and everything taken has been written.
+///
+/// No input can make it panic; a peer's violation becomes
+/// [`Event::Error`] (with the right Close frame or HTTP error already
+/// queued) followed by [`Event::Closed`], after which input is ignored.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    state: State,
+    config: Config,
+    recv: Receiver,
+    events: VecDeque<Event>,
+    tx: TxQueue,
+    timers: Timers,
+    rng: Rng,
+    handshake: Option<Box<Handshake>>,
+    extension: Option<Box<dyn Extension>>,
+    protocol: Option<Box<str>>,
+    response_headers: Vec<(String, Bytes)>,
+    /// The latest time any input told us; used by commands that arm timers
+    /// but take no `now` themselves (`accept`).
+    last_now: Instant,
+    /// When bytes last arrived (the idle timeout runs from here).
+    last_rx: Instant,
+    /// Client after a clean closing handshake: waiting for the server to
+    /// close TCP first (RFC 6455 §7.1.1), until EOF or the close timer.
+    await_eof: bool,
+}
+
+impl Connection {
+    /// A server connection waiting for the client's HTTP request.
+    pub fn server(config: Config, now: Instant) -> Self {
+        let mut conn = Self::new(Role::Server, State::Connecting, config, now);
+        conn.handshake = Some(Box::new(Handshake::Request { scanned: 0 }));
+        conn.timers.set(
+            Timer::Handshake,
+            conn.config.handshake_timeout.map(|d| now + d),
+        );
+        conn
+    }
+
+    /// A client connection; its HTTP request is queued for `poll_transmit`.
+    ///
+    /// # Errors
+    /// [`SendError::InvalidHeader`] if the request's target or headers hold
+    /// characters that would break the HTTP head.
+    pub fn client(request: ClientRequest, config: Config, now: Instant) -> Result<Self, SendError> {
+        request.validate()?;
+        let mut conn = Self::new(Role::Client, State::Connecting, config, now);
+        let nonce = request.key.unwrap_or_else(|| conn.rng.nonce());
+        let key = client::encode_key(nonce);
+        let offers: Vec<_> = conn.config.extensions.iter().map(|e| e.offer()).collect();
+        request.encode(&key, &offers, conn.tx.tail(512));
+        let accept = crate::handshake::accept_key(key.as_bytes());
+        conn.handshake = Some(Box::new(Handshake::Response {
+            accept,
+            protocols: request.protocols,
+            scanned: 0,
+        }));
+        conn.timers.set(
+            Timer::Handshake,
+            conn.config.handshake_timeout.map(|d| now + d),
+        );
+        Ok(conn)
+    }
+
+    /// A connection whose opening handshake happened elsewhere (for example
+    /// an HTTP server that already answered 101). Reports [`Event::Open`]
+    /// first. No extension is active.
+    pub fn open(role: Role, config: Config, now: Instant) -> Self {
+        let mut conn = Self::new(role, State::Connecting, config, now);
+        conn.set_open();
+        conn
+    }
+
+    fn new(role: Role, state: State, config: Config, now: Instant) -> Self {
+        Self {
+            role,
+            state,
+            rng: Rng::new(config.rng_seed),
+            config,
+            recv: Receiver::default(),
+            events: VecDeque::new(),
+            tx: TxQueue::default(),
+            timers: Timers::default(),
+            handshake: None,
+            extension: None,
+            protocol: None,
+            response_headers: Vec::new(),
+            last_now: now,
+            last_rx: now,
+            await_eof: false,
+        }
+    }
+
+    // ----- getters -----
+
+    /// Which side we are.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether messages may be sent ([`State::Open`]).
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Whether the connection is [`State::Closed`]: no more messages either way.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether the transport should now be closed: the connection is closed,
+    /// all output has been taken, and, for a client after a clean closing
+    /// handshake, the server closed TCP first or the close timer expired.
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Closed && self.tx.is_empty() && !self.await_eof
+    }
+
+    /// The negotiated subprotocol, once open.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// Client: the first response header called `name` (case-insensitive).
+    pub fn response_header(&self, name: &str) -> Option<&str> {
+        self.response_headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Bytes queued for sending that `poll_transmit` has not taken yet.
+    pub fn pending_transmit(&self) -> usize {
+        self.tx.len()
+    }
+
+    // ----- inputs -----
+
+    /// Bytes from the transport. Never fails: problems become events.
+    ///
+    /// Any split of the input into calls yields the same events.
+    pub fn receive(&mut self, now: Instant, data: &[u8]) {
+        if self.state != State::Closed && !data.is_empty() {
+            self.recv.buf.extend_from_slice(data);
+            self.process(now);
+        }
+    }
+
+    /// Like [`receive`](Self::receive), taking ownership of a buffer. When the
+    /// connection holds no partial frame, or `data` directly follows the held
+    /// bytes in memory (both split from one `BytesMut`), no byte is copied:
+    /// complete messages are handed out as slices of `data`.
+    pub fn receive_bytes(&mut self, now: Instant, data: BytesMut) {
+        if self.state != State::Closed && !data.is_empty() {
+            if self.recv.buf.is_empty() {
+                self.recv.buf = data;
+            } else {
+                self.recv.buf.unsplit(data);
+            }
+            self.process(now);
+        }
+    }
+
+    /// The transport reached end of stream. Without a closing handshake this
+    /// is an abnormal closure: [`Event::Closed`] with 1006.
+    pub fn receive_eof(&mut self) {
+        self.await_eof = false;
+        match self.state {
+            State::Closed => self.timers.clear(),
+            State::Connecting => {
+                if self.role == Role::Client {
+                    self.events
+                        .push_back(Event::Error(HandshakeError::Eof.into()));
+                }
+                self.finish(CloseFrame::abnormal(), false);
+            }
+            State::Open | State::LocalClosing => self.finish(CloseFrame::abnormal(), false),
+        }
+    }
+
+    /// The time `poll_timeout` named has come (or passed).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
+        match self.state {
+            State::Closed => {
+                if self.timers.expire(Timer::Close, now) {
+                    self.await_eof = false;
+                }
+            }
+            State::Connecting => {
+                if self.timers.expire(Timer::Handshake, now) {
+                    self.fail(Error::Timeout(TimeoutKind::Handshake));
+                }
+            }
+            State::Open | State::LocalClosing => {
+                if self.state == State::LocalClosing && self.timers.expire(Timer::Close, now) {
+                    return self.fail(Error::Timeout(TimeoutKind::Close));
+                }
+                if self.idle_deadline().is_some_and(|at| at <= now) {
+                    return self.fail(Error::Timeout(TimeoutKind::Idle));
+                }
+                if self.state == State::Open && self.timers.expire(Timer::Ping, now) {
+                    self.queue_frame(control_header(OpCode::Ping, 0), Bytes::new());
+                    self.timers
+                        .set(Timer::Ping, self.config.ping_interval.map(|d| now + d));
+                }
+            }
+        }
+    }
+
+    // ----- commands -----
+
+    /// Server: accept the pending WebSocket request; queues the 101 response
+    /// (with the first acceptable extension offer, if `Config::extensions`
+    /// has one) and reports [`Event::Open`]. Frames that arrived after the
+    /// request head are processed now.
+    ///
+    /// # Errors
+    /// No pending request, a plain HTTP request, a subprotocol the client did
+    /// not offer, or a header that would break the response head.
+    pub fn accept(&mut self, accept: Accept) -> Result<(), SendError> {
+        let Some(Handshake::Decision(pending)) = self.handshake.as_deref() else {
+            return Err(SendError::NoPendingRequest);
+        };
+        if !pending.websocket {
+            return Err(SendError::NotWebSocket);
+        }
+        if let Some(p) = &accept.protocol {
+            if !pending.protocols.contains(p) {
+                return Err(SendError::ProtocolNotOffered(p.clone()));
+            }
+        }
+        validate_headers(&accept.headers)?;
+        let mut answer = None;
+        'offers: for offer in &pending.extensions {
+            for cfg in self
+                .config
+                .extensions
+                .iter()
+                .filter(|c| c.name().eq_ignore_ascii_case(&offer.name))
+            {
+                if let Some((response, ext)) = cfg.accept(offer) {
+                    answer = Some(response.to_string());
+                    self.extension = Some(ext);
+                    break 'offers;
+                }
+            }
+        }
+        let key = pending.key.clone();
+        server::write_switching_protocols(
+            self.tx.tail(256),
+            &key,
+            accept.protocol.as_deref(),
+            answer.as_deref(),
+            &accept.headers,
+        );
+        self.protocol = accept.protocol.map(Into::into);
+        self.handshake = None;
+        self.set_open();
+        self.process_frames();
+        Ok(())
+    }
+
+    /// Server: answer the pending request with an HTTP response and close:
+    /// reject an upgrade (401, 403, 404, ...) or serve a plain request.
+    ///
+    /// # Errors
+    /// No pending request, or a status or header that would break the head.
+    pub fn respond(&mut self, response: Response) -> Result<(), SendError> {
+        if !matches!(self.handshake.as_deref(), Some(Handshake::Decision(_))) {
+            return Err(SendError::NoPendingRequest);
+        }
+        response.validate()?;
+        response.encode(self.tx.tail(128 + response.body.len()));
+        self.finish(CloseFrame::abnormal(), false);
+        Ok(())
+    }
+
+    /// Queues a message, after everything queued before it. Text and binary
+    /// messages longer than `Config::max_send_frame_size` are fragmented.
+    ///
+    /// # Errors
+    /// [`SendError::NotOpen`] unless [`State::Open`]; a control payload over
+    /// 125 bytes. Nothing is queued on error.
+    pub fn send(&mut self, message: Message) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::NotOpen);
+        }
+        let (opcode, payload) = message.into_parts();
+        if opcode.is_control() {
+            if payload.len() > MAX_CONTROL_PAYLOAD {
+                return Err(SendError::ControlFrameTooLarge(payload.len()));
+            }
+            self.queue_frame(control_header(opcode, payload.len()), payload);
+            return Ok(());
+        }
+        let (rsv, payload) = match self.extension.as_mut() {
+            Some(ext) => ext.encode(payload),
+            None => (0, payload),
+        };
+        let mut first_rsv = rsv;
+        for_each_frame(
+            opcode,
+            payload,
+            self.config.max_send_frame_size,
+            |mut header, chunk| {
+                header.rsv = std::mem::take(&mut first_rsv);
+                self.queue_frame(header, chunk);
+            },
+        );
+        Ok(())
+    }
+
+    /// Server: queues a message encoded once for many connections (a
+    /// broadcast), sharing its bytes instead of encoding or copying them.
+    ///
+    /// # Errors
+    /// [`SendError::NotOpen`] unless open; [`SendError::EncodedOnClient`] on
+    /// a client, whose frames must be masked.
+    pub fn send_encoded(&mut self, message: &EncodedMessage) -> Result<(), SendError> {
+        if self.role != Role::Server {
+            return Err(SendError::EncodedOnClient);
+        }
+        if self.state != State::Open {
+            return Err(SendError::NotOpen);
+        }
+        for part in &message.parts {
+            self.tx.push_chunk(part.clone());
+        }
+        Ok(())
+    }
+
+    /// Queues a Ping.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    pub fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), SendError> {
+        self.send(Message::Ping(payload.into()))
+    }
+
+    /// Starts the closing handshake: queues a Close frame after everything
+    /// already queued (nothing queued is dropped) and waits up to
+    /// `Config::close_timeout` from `now` for the peer's Close.
+    ///
+    /// # Errors
+    /// [`SendError::NotOpen`] unless open; a code that may not be sent
+    /// (RFC 6455 §7.4: 1000-1003, 1007-1014, 3000-4999 may); a reason over 123 bytes.
+    pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::NotOpen);
+        }
+        if !code.is_valid_on_wire() {
+            return Err(SendError::InvalidCloseCode(code.0));
+        }
+        if reason.len() > MAX_CLOSE_REASON {
+            return Err(SendError::CloseReasonTooLong(reason.len()));
+        }
+        self.queue_close(Some(code), reason);
+        self.state.transition(State::LocalClosing);
+        self.timers.set(Timer::Ping, None);
+        self.timers
+            .set(Timer::Close, self.config.close_timeout.map(|d| now + d));
+        Ok(())
+    }
+
+    // ----- outputs -----
+
+    /// The next event, in order; `None` when there is nothing new.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Appends all queued output (HTTP handshake, Pongs, Close echoes,
+    /// messages, in order) to `out`. Call after every input and command.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
+        self.tx.drain_into(out);
+    }
+
+    /// Takes the next chunk of queued output, in order; `None` when empty.
+    /// The zero-copy alternative to [`poll_transmit`](Self::poll_transmit):
+    /// large payloads come back as the very `Bytes` that were sent, ready for
+    /// a vectored write.
+    #[must_use]
+    pub fn poll_transmit_bytes(&mut self) -> Option<Bytes> {
+        self.tx.pop()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called, if
+    /// any timer is armed. Ask again after every input and command.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.timers.earliest(), self.idle_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    // ----- internals -----
+
+    fn idle_deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Open | State::LocalClosing => self.config.idle_timeout.map(|d| self.last_rx + d),
+            _ => None,
+        }
+    }
+
+    fn process(&mut self, now: Instant) {
+        self.last_now = now;
+        self.last_rx = now;
+        if self.state == State::Connecting {
+            self.process_handshake();
+        }
+        self.process_frames();
+        self.recv.release_if_empty();
+    }
+
+    fn process_handshake(&mut self) {
+        let limit = self.config.max_handshake_size;
+        let Some(handshake) = self.handshake.as_deref_mut() else {
+            return;
+        };
+        match handshake {
+            Handshake::Request { scanned } | Handshake::Response { scanned, .. } => {
+                let Some(end) = find_head_end(&self.recv.buf, *scanned) else {
+                    *scanned = self.recv.buf.len();
+                    if self.recv.buf.len() > limit {
+                        self.fail(HandshakeError::HeadTooLarge { limit }.into());
+                    }
+                    return;
+                };
+                if end > limit {
+                    return self.fail(HandshakeError::HeadTooLarge { limit }.into());
+                }
+            }
+            Handshake::Decision(_) => {
+                // The client must wait for our 101 before sending frames.
+                if self.recv.buf.len() > limit {
+                    let n = self.recv.buf.len();
+                    self.fail(crate::error::ProtocolError::EarlyData(n).into());
+                }
+                return;
+            }
+        }
+        match self.handshake.take().map(|b| *b) {
+            Some(Handshake::Request { .. }) => {
+                match server::parse_request(&self.recv.buf, &self.config) {
+                    Ok((request, pending, len)) => {
+                        let _ = self.recv.buf.split_to(len);
+                        self.handshake = Some(Box::new(Handshake::Decision(pending)));
+                        self.events.push_back(Event::Request(Box::new(request)));
+                    }
+                    Err(e) => self.fail(e.into()),
+                }
+            }
+            Some(Handshake::Response {
+                accept, protocols, ..
+            }) => match client::parse_response(&self.recv.buf, &self.config, &accept, &protocols) {
+                Ok(accepted) => {
+                    let _ = self.recv.buf.split_to(accepted.len);
+                    self.protocol = accepted.protocol.map(Into::into);
+                    self.response_headers = accepted.headers;
+                    self.extension = accepted.extension;
+                    self.set_open();
+                }
+                Err(e) => self.fail(e.into()),
+            },
+            other => self.handshake = other.map(Box::new),
+        }
+    }
+
+    fn set_open(&mut self) {
+        self.state.transition(State::Open);
+        self.timers.set(Timer::Handshake, None);
+        self.timers.set(
+            Timer::Ping,
+            self.config.ping_interval.map(|d| self.last_now + d),
+        );
+        self.events.push_back(Event::Open);
+    }
+
+    fn process_frames(&mut self) {
+        if !matches!(self.state, State::Open | State::LocalClosing) {
+            return;
+        }
+        let first_new = self.events.len();
+        let ctx = Context {
+            role: self.role,
+            config: &self.config,
+            extension: self.extension.as_mut(),
+        };
+        let stop = self.recv.process(ctx, &mut self.events);
+        if self.state == State::Open && self.config.auto_pong {
+            // RFC 6455 §5.5.2: answer each Ping with its payload, in order.
+            for i in first_new..self.events.len() {
+                if let Some(Event::Ping(payload)) = self.events.get(i) {
+                    let payload = payload.clone();
+                    self.queue_frame(control_header(OpCode::Pong, payload.len()), payload);
+                }
+            }
+        }
+        match stop {
+            None => {}
+            Some(Stop::Error(e)) => self.fail(e.into()),
+            Some(Stop::Close(frame)) => {
+                if self.state == State::Open {
+                    // Echo the peer's code (RFC 6455 §5.5.1); no code, empty body.
+                    let echo = (frame.code != CloseCode::NO_STATUS_RECEIVED).then_some(frame.code);
+                    self.queue_close(echo, "");
+                }
+                self.finish(frame, true);
+            }
+        }
+    }
+
+    /// Fails the connection: the right Close frame or HTTP error is queued,
+    /// then `Error` and `Closed` are reported.
+    fn fail(&mut self, err: Error) {
+        let code = match &err {
+            Error::Protocol(p) => Some(p.close_code()),
+            Error::Timeout(TimeoutKind::Idle) => Some(CloseCode::GOING_AWAY),
+            _ => None,
+        };
+        if let (Error::Handshake(h), Role::Server) = (&err, self.role) {
+            let response = server::error_response(h);
+            response.encode(self.tx.tail(256));
+        }
+        if let (Some(code), State::Open) = (code, self.state) {
+            self.queue_close(Some(code), "");
+        }
+        self.events.push_back(Event::Error(err));
+        let frame = code.map_or_else(CloseFrame::abnormal, |c| CloseFrame::new(c, ""));
+        self.finish(frame, false);
+    }
+
+    /// Enters `Closed` and reports it, once.
+    fn finish(&mut self, frame: CloseFrame, clean: bool) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state.transition(State::Closed);
+        self.events.push_back(Event::Closed(frame));
+        self.timers.clear();
+        self.handshake = None;
+        self.recv = Receiver::default();
+        self.await_eof = clean && self.role == Role::Client && self.config.close_timeout.is_some();
+        if self.await_eof {
+            self.timers.set(
+                Timer::Close,
+                self.config.close_timeout.map(|d| self.last_now + d),
+            );
+        }
+    }
+
+    fn queue_close(&mut self, code: Option<CloseCode>, reason: &str) {
+        let mut payload = BytesMut::with_capacity(2 + reason.len());
+        if let Some(code) = code {
+            payload.put_u16(code.0);
+            payload.put_slice(reason.as_bytes());
+        }
+        let payload = payload.freeze();
+        self.queue_frame(control_header(OpCode::Close, payload.len()), payload);
+    }
+
+    /// Encodes one frame into the output queue: unmasked with the payload
+    /// shared (server), or masked while copying (client).
+    #[inline]
+    fn queue_frame(&mut self, header: FrameHeader, payload: Bytes) {
+        let mut head = [0u8; MAX_HEADER_LEN];
+        match self.role {
+            Role::Server => {
+                let n = header.encode(&mut head);
+                if payload.len() <= COPY_THRESHOLD {
+                    let tail = self.tx.tail(n + payload.len());
+                    tail.extend_from_slice(&head[..n]);
+                    tail.extend_from_slice(&payload);
+                } else {
+                    self.tx.tail(n).extend_from_slice(&head[..n]);
+                    self.tx.push_chunk(payload);
+                }
+            }
+            Role::Client => {
+                let key = self.rng.mask_key();
+                let n = FrameHeader {
+                    mask: Some(key),
+                    ..header
+                }
+                .encode(&mut head);
+                let tail = self.tx.tail(n + payload.len());
+                tail.extend_from_slice(&head[..n]);
+                mask::extend_masked(tail, &payload, key);
+            }
+        }
+    }
+}
+
+fn control_header(opcode: OpCode, len: usize) -> FrameHeader {
+    FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode,
+        mask: None,
+        payload_len: len as u64,
+    }
+}

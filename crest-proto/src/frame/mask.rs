@@ -1,0 +1,89 @@
+//! Payload masking (RFC 6455 §5.3) at memory speed, in safe code.
+//!
+//! The fast path XORs eight bytes at a time with the key repeated into a
+//! `u64`; LLVM turns the loop over `[u8; 8]` chunks into SIMD loads, XORs and
+//! stores. No alignment games are needed: unaligned vector loads cost nothing
+//! on current x86-64 and AArch64. `benches/proto.rs` measures it next to a
+//! `memcpy` of the same buffer.
+
+/// XORs `data` with the masking `key`, in place.
+///
+/// `offset` is the position of `data[0]` within the frame payload, so a
+/// payload can be (un)masked in pieces as it arrives: masking `p[..a]` with
+/// offset 0 and then `p[a..]` with offset `a` equals masking `p` at once.
+/// Masking twice with the same key and offset restores the input.
+#[inline]
+pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
+    let key = rotate(key, offset);
+    let wide = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    let (chunks, rest) = data.as_chunks_mut::<8>();
+    for chunk in chunks {
+        *chunk = (u64::from_ne_bytes(*chunk) ^ wide).to_ne_bytes();
+    }
+    // `chunks` covered a multiple of 8 bytes, so the key phase is unchanged.
+    for (byte, k) in rest.iter_mut().zip(key.iter().cycle()) {
+        *byte ^= k;
+    }
+}
+
+/// The byte-at-a-time definition from RFC 6455 §5.3, the reference that
+/// [`apply_mask`] is tested and fuzzed against.
+pub fn apply_mask_reference(data: &mut [u8], key: [u8; 4], offset: usize) {
+    for (i, byte) in data.iter_mut().enumerate() {
+        *byte ^= key[(i + offset) % 4];
+    }
+}
+
+/// Copies `src` to the end of `dst`, masked: one pass instead of copy + mask.
+#[inline]
+pub(crate) fn extend_masked(dst: &mut bytes::BytesMut, src: &[u8], key: [u8; 4]) {
+    let start = dst.len();
+    dst.extend_from_slice(src);
+    apply_mask(&mut dst[start..], key, 0);
+}
+
+fn rotate(key: [u8; 4], offset: usize) -> [u8; 4] {
+    let mut k = key;
+    k.rotate_left(offset % 4);
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rfc_example_masked_hello() {
+        // RFC 6455 §5.7: "Hello" masked with 37 fa 21 3d.
+        let mut data = *b"Hello";
+        apply_mask(&mut data, [0x37, 0xfa, 0x21, 0x3d], 0);
+        assert_eq!(data, [0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+    }
+
+    proptest! {
+        #[test]
+        fn fast_equals_reference(data in proptest::collection::vec(any::<u8>(), 0..300),
+                                 key in any::<[u8; 4]>(), offset in 0usize..16) {
+            let mut fast = data.clone();
+            let mut slow = data.clone();
+            apply_mask(&mut fast, key, offset);
+            apply_mask_reference(&mut slow, key, offset);
+            prop_assert_eq!(&fast, &slow);
+        }
+
+        #[test]
+        fn masking_in_pieces_equals_masking_whole(data in proptest::collection::vec(any::<u8>(), 0..100),
+                                                   key in any::<[u8; 4]>(), cut in 0usize..100) {
+            let cut = cut.min(data.len());
+            let mut whole = data.clone();
+            apply_mask(&mut whole, key, 0);
+            let mut pieces = data.clone();
+            apply_mask(&mut pieces[..cut], key, 0);
+            apply_mask(&mut pieces[cut..], key, cut);
+            prop_assert_eq!(whole, pieces);
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Outgoing messages and pre-encoded frames.
+
+use bytes::Bytes;
+
+use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::text::Text;
+
+/// A message to send with [`Connection::send`](crate::Connection::send).
+///
+/// Payloads are [`Bytes`]: a server sends a large payload as a frame header
+/// followed by the payload itself, with no copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text message.
+    Text(Text),
+    /// A binary message.
+    Binary(Bytes),
+    /// A Ping control frame (payload at most 125 bytes).
+    Ping(Bytes),
+    /// An unsolicited Pong control frame (payload at most 125 bytes).
+    Pong(Bytes),
+}
+
+impl Message {
+    /// A text message; takes `String`, `&str` or [`Text`].
+    pub fn text(text: impl Into<Text>) -> Self {
+        Self::Text(text.into())
+    }
+
+    /// A binary message; takes `Vec<u8>`, `Bytes`, `&'static [u8]`, ...
+    pub fn binary(data: impl Into<Bytes>) -> Self {
+        Self::Binary(data.into())
+    }
+
+    pub(crate) fn into_parts(self) -> (OpCode, Bytes) {
+        match self {
+            Self::Text(t) => (OpCode::Text, t.into_bytes()),
+            Self::Binary(b) => (OpCode::Binary, b),
+            Self::Ping(b) => (OpCode::Ping, b),
+            Self::Pong(b) => (OpCode::Pong, b),
+        }
+    }
+}
+
+/// A data message encoded once as unmasked server frames, to be sent to any
+/// number of server connections with
+/// [`Connection::send_encoded`](crate::Connection::send_encoded).
+///
+/// Server-to-client frames are not masked (RFC 6455 §5.1), so the same bytes
+/// serve every recipient: a broadcast to N clients costs one encoding and N
+/// reference-count increments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedMessage {
+    /// Header of the first frame, followed by the rest: kept as parts so a
+    /// large payload is never copied.
+    pub(crate) parts: Vec<Bytes>,
+    pub(crate) len: usize,
+}
+
+impl EncodedMessage {
+    /// Encodes a text or binary `message` as server frames of at most
+    /// `max_frame_size` payload bytes each (use the connections'
+    /// `Config::max_send_frame_size`). Control messages are encoded as one frame.
+    pub fn new(message: Message, max_frame_size: usize) -> Self {
+        let (opcode, payload) = message.into_parts();
+        let mut parts = Vec::new();
+        let mut len = 0;
+        for_each_frame(opcode, payload, max_frame_size, |header, chunk| {
+            let mut buf = [0u8; MAX_HEADER_LEN];
+            let n = header.encode(&mut buf);
+            len += n + chunk.len();
+            if chunk.len() <= crate::connection::COPY_THRESHOLD {
+                let mut b = Vec::with_capacity(n + chunk.len());
+                b.extend_from_slice(&buf[..n]);
+                b.extend_from_slice(&chunk);
+                parts.push(Bytes::from(b));
+            } else {
+                parts.push(Bytes::copy_from_slice(&buf[..n]));
+                parts.push(chunk);
+            }
+        });
+        Self { parts, len }
+    }
+
+    /// Encoded length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the encoding is empty (never: a frame has at least a header).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Splits a message into frames of at most `max` payload bytes (zero-copy
+/// `Bytes::slice`), calling `f` with each unmasked header and payload.
+pub(crate) fn for_each_frame(
+    opcode: OpCode,
+    payload: Bytes,
+    max: usize,
+    mut f: impl FnMut(FrameHeader, Bytes),
+) {
+    let max = max.max(1);
+    if opcode.is_control() || payload.len() <= max {
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        return f(header, payload);
+    }
+    let mut op = opcode;
+    let mut rest = payload;
+    while !rest.is_empty() {
+        let chunk = rest.split_to(rest.len().min(max));
+        let header = FrameHeader {
+            fin: rest.is_empty(),
+            rsv: 0,
+            opcode: op,
+            mask: None,
+            payload_len: chunk.len() as u64,
+        };
+        f(header, chunk);
+        op = OpCode::Continuation;
+    }
+}

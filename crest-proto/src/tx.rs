@@ -1,0 +1,108 @@
+//! The outgoing queue: everything the connection has to send, in order.
+//!
+//! Small frames are coalesced into one growing `tail` buffer (one write for
+//! many messages); a large payload is queued as its own `Bytes` after its
+//! header, never copied. The caller takes the queue with `poll_transmit`
+//! (copied into its `Vec<u8>`) or `poll_transmit_bytes` (chunk by chunk, for
+//! vectored writes). When the queue empties its buffer is released, so a
+//! quiet connection holds no output memory.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+/// How much to reserve when the tail buffer is full: large enough to batch
+/// many small frames, small enough not to matter per connection.
+const TAIL_RESERVE: usize = 4096;
+
+#[derive(Debug, Default)]
+pub(crate) struct TxQueue {
+    chunks: VecDeque<Bytes>,
+    tail: BytesMut,
+    /// Bytes in `chunks` (the tail's length is its own).
+    chunks_len: usize,
+}
+
+impl TxQueue {
+    /// Space to append `additional` bytes to the coalescing buffer.
+    #[inline]
+    pub(crate) fn tail(&mut self, additional: usize) -> &mut BytesMut {
+        if self.tail.capacity() - self.tail.len() < additional {
+            self.tail.reserve(additional.max(TAIL_RESERVE));
+        }
+        &mut self.tail
+    }
+
+    /// Queues `bytes` as its own chunk, after everything queued so far.
+    pub(crate) fn push_chunk(&mut self, bytes: Bytes) {
+        self.seal_tail();
+        self.chunks_len += bytes.len();
+        self.chunks.push_back(bytes);
+    }
+
+    fn seal_tail(&mut self) {
+        if !self.tail.is_empty() {
+            let sealed = self.tail.split().freeze();
+            self.chunks_len += sealed.len();
+            self.chunks.push_back(sealed);
+        }
+    }
+
+    /// Bytes waiting to be taken.
+    pub(crate) fn len(&self) -> usize {
+        self.chunks_len + self.tail.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends everything queued to `out` and empties the queue.
+    pub(crate) fn drain_into(&mut self, out: &mut Vec<u8>) {
+        out.reserve(self.len());
+        for chunk in self.chunks.drain(..) {
+            out.extend_from_slice(&chunk);
+        }
+        out.extend_from_slice(&self.tail);
+        self.chunks_len = 0;
+        self.tail = BytesMut::new();
+    }
+
+    /// Takes the next chunk, in order.
+    pub(crate) fn pop(&mut self) -> Option<Bytes> {
+        self.seal_tail();
+        let chunk = self.chunks.pop_front()?;
+        self.chunks_len -= chunk.len();
+        if self.chunks.is_empty() {
+            // Release the coalescing buffer's block once nothing refers to it.
+            self.tail = BytesMut::new();
+        }
+        Some(chunk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_is_kept_across_tail_and_chunks() {
+        let mut q = TxQueue::default();
+        q.tail(2).extend_from_slice(b"ab");
+        q.push_chunk(Bytes::from_static(b"LARGE"));
+        q.tail(1).extend_from_slice(b"c");
+        assert_eq!(q.len(), 8);
+        let mut out = Vec::new();
+        while let Some(c) = q.pop() {
+            out.extend_from_slice(&c);
+        }
+        assert_eq!(out, b"abLARGEc");
+        assert!(q.is_empty());
+        q.tail(1).extend_from_slice(b"x");
+        q.push_chunk(Bytes::from_static(b"y"));
+        let mut out = Vec::new();
+        q.drain_into(&mut out);
+        assert_eq!(out, b"xy");
+        assert!(q.is_empty());
+    }
+}
