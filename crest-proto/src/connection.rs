@@ -89,6 +89,26 @@ pub struct Connection {
     /// Client after a clean closing handshake: waiting for the server to
     /// close TCP first (RFC 6455 §7.1.1), until EOF or the close timer.
     await_eof: bool,
+    /// The connection has ended (`Event::Closed` is queued) but the caller
+    /// has not reached that point of the event stream yet; see [`Ending`].
+    ending: Option<Ending>,
+}
+
+/// How a connection ends, applied when the caller takes its `Error` or
+/// `Closed` event from `poll_event`.
+///
+/// Why not at once: a read may hold a valid message followed by a violation
+/// or a Close. The caller sees the message first and may answer it (an echo
+/// server does); that answer must go out *before* our Close frame, and
+/// sending it must not fail. So the state stays as it was until the caller
+/// reaches the end in the event stream; input is ignored from the moment
+/// the end is known.
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    /// Queue a Close frame (with this code, or an empty body) if still open.
+    send_close: Option<Option<CloseCode>>,
+    /// A completed closing handshake (a client then waits for TCP close).
+    clean: bool,
 }
 
 impl Connection {
@@ -154,6 +174,7 @@ impl Connection {
             last_now: now,
             last_rx: now,
             await_eof: false,
+            ending: None,
         }
     }
 
@@ -215,7 +236,7 @@ impl Connection {
     ///
     /// Any split of the input into calls yields the same events.
     pub fn receive(&mut self, now: Instant, data: &[u8]) {
-        if self.state != State::Closed && !data.is_empty() {
+        if self.accepts_input() && !data.is_empty() {
             self.recv.buf.extend_from_slice(data);
             self.process(now);
         }
@@ -226,7 +247,7 @@ impl Connection {
     /// bytes in memory (both split from one `BytesMut`), no byte is copied:
     /// complete messages are handed out as slices of `data`.
     pub fn receive_bytes(&mut self, now: Instant, data: BytesMut) {
-        if self.state != State::Closed && !data.is_empty() {
+        if self.accepts_input() && !data.is_empty() {
             if self.recv.buf.is_empty() {
                 self.recv.buf = data;
             } else {
@@ -240,6 +261,9 @@ impl Connection {
     /// is an abnormal closure: [`Event::Closed`] with 1006.
     pub fn receive_eof(&mut self) {
         self.await_eof = false;
+        if self.ending.is_some() {
+            return;
+        }
         match self.state {
             State::Closed => self.timers.clear(),
             State::Connecting => {
@@ -247,15 +271,18 @@ impl Connection {
                     self.events
                         .push_back(Event::Error(HandshakeError::Eof.into()));
                 }
-                self.finish(CloseFrame::abnormal(), false);
+                self.end(CloseFrame::abnormal(), None, false);
             }
-            State::Open | State::LocalClosing => self.finish(CloseFrame::abnormal(), false),
+            State::Open | State::LocalClosing => self.end(CloseFrame::abnormal(), None, false),
         }
     }
 
     /// The time `poll_timeout` named has come (or passed).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = now;
+        if self.ending.is_some() {
+            return;
+        }
         match self.state {
             State::Closed => {
                 if self.timers.expire(Timer::Close, now) {
@@ -347,7 +374,7 @@ impl Connection {
         }
         response.validate()?;
         response.encode(self.tx.tail(128 + response.body.len()));
-        self.finish(CloseFrame::abnormal(), false);
+        self.end(CloseFrame::abnormal(), None, false);
         Ok(())
     }
 
@@ -443,7 +470,13 @@ impl Connection {
     /// The next event, in order; `None` when there is nothing new.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        if matches!(event, Event::Error(_) | Event::Closed(_)) {
+            if let Some(ending) = self.ending.take() {
+                self.apply_ending(ending);
+            }
+        }
+        Some(event)
     }
 
     /// Appends all queued output (HTTP handshake, Pongs, Close echoes,
@@ -473,7 +506,14 @@ impl Connection {
 
     // ----- internals -----
 
+    fn accepts_input(&self) -> bool {
+        self.state != State::Closed && self.ending.is_none()
+    }
+
     fn idle_deadline(&self) -> Option<Instant> {
+        if self.ending.is_some() {
+            return None;
+        }
         match self.state {
             State::Open | State::LocalClosing => self.config.idle_timeout.map(|d| self.last_rx + d),
             _ => None,
@@ -578,12 +618,9 @@ impl Connection {
             None => {}
             Some(Stop::Error(e)) => self.fail(e.into()),
             Some(Stop::Close(frame)) => {
-                if self.state == State::Open {
-                    // Echo the peer's code (RFC 6455 §5.5.1); no code, empty body.
-                    let echo = (frame.code != CloseCode::NO_STATUS_RECEIVED).then_some(frame.code);
-                    self.queue_close(echo, "");
-                }
-                self.finish(frame, true);
+                // Echo the peer's code (RFC 6455 §5.5.1); no code, empty body.
+                let echo = (frame.code != CloseCode::NO_STATUS_RECEIVED).then_some(frame.code);
+                self.end(frame, Some(echo), true);
             }
         }
     }
@@ -596,29 +633,38 @@ impl Connection {
             Error::Timeout(TimeoutKind::Idle) => Some(CloseCode::GOING_AWAY),
             _ => None,
         };
+        if self.ending.is_some() || self.state == State::Closed {
+            return;
+        }
         if let (Error::Handshake(h), Role::Server) = (&err, self.role) {
             let response = server::error_response(h);
             response.encode(self.tx.tail(256));
         }
-        if let (Some(code), State::Open) = (code, self.state) {
-            self.queue_close(Some(code), "");
-        }
         self.events.push_back(Event::Error(err));
         let frame = code.map_or_else(CloseFrame::abnormal, |c| CloseFrame::new(c, ""));
-        self.finish(frame, false);
+        self.end(frame, code.map(Some), false);
     }
 
-    /// Enters `Closed` and reports it, once.
-    fn finish(&mut self, frame: CloseFrame, clean: bool) {
-        if self.state == State::Closed {
+    /// Reports the end of the connection, once; the state changes when the
+    /// caller reaches it in the event stream (see [`Ending`]).
+    fn end(&mut self, frame: CloseFrame, send_close: Option<Option<CloseCode>>, clean: bool) {
+        if self.ending.is_some() || self.state == State::Closed {
             return;
         }
-        self.state.transition(State::Closed);
         self.events.push_back(Event::Closed(frame));
+        self.ending = Some(Ending { send_close, clean });
         self.timers.clear();
         self.handshake = None;
         self.recv = Receiver::default();
-        self.await_eof = clean && self.role == Role::Client && self.config.close_timeout.is_some();
+    }
+
+    fn apply_ending(&mut self, ending: Ending) {
+        if let (Some(code), State::Open) = (ending.send_close, self.state) {
+            self.queue_close(code, "");
+        }
+        self.state.transition(State::Closed);
+        self.await_eof =
+            ending.clean && self.role == Role::Client && self.config.close_timeout.is_some();
         if self.await_eof {
             self.timers.set(
                 Timer::Close,

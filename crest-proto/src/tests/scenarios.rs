@@ -758,3 +758,61 @@ mod extension_point {
         );
     }
 }
+
+#[test]
+fn answers_to_messages_before_a_violation_go_out_before_the_close() {
+    // Autobahn 3.2: a valid message and an invalid frame in the same read.
+    let mut server = open_server(seeded());
+    let bytes = [
+        client_frame(true, 1, b"echo me"),
+        frame(true, 0x20, 1, b"bad", Some([9, 9, 9, 9])),
+    ]
+    .concat();
+    server.receive(Instant::now(), &bytes);
+    assert_eq!(server.poll_event(), Some(Event::Text("echo me".into())));
+    assert!(
+        server.is_open(),
+        "the end applies when the caller reaches it"
+    );
+    server.send(Message::text("echo me")).unwrap();
+    assert_eq!(
+        drain(&mut server),
+        vec![
+            Event::Error(Error::Protocol(ProtocolError::ReservedBits(0x20))),
+            closed(1002)
+        ]
+    );
+    assert_eq!(
+        parse_frames(&output(&mut server)),
+        vec![
+            (OpCode::Text, b"echo me".to_vec()),
+            (OpCode::Close, 1002u16.to_be_bytes().to_vec())
+        ]
+    );
+    assert_eq!(server.send(Message::text("late")), Err(SendError::NotOpen));
+}
+
+#[test]
+fn answers_before_a_peer_close_go_out_before_the_echo() {
+    let mut server = open_server(seeded());
+    let bytes = [
+        client_frame(true, 2, b"x"),
+        client_frame(true, 8, &1000u16.to_be_bytes()),
+    ]
+    .concat();
+    server.receive(Instant::now(), &bytes);
+    assert_eq!(
+        server.poll_event(),
+        Some(Event::Binary(Bytes::from_static(b"x")))
+    );
+    server.send(Message::binary(&b"x"[..])).unwrap();
+    assert_eq!(drain(&mut server), vec![closed(1000)]);
+    assert_eq!(
+        parse_frames(&output(&mut server)),
+        vec![
+            (OpCode::Binary, b"x".to_vec()),
+            (OpCode::Close, 1000u16.to_be_bytes().to_vec())
+        ]
+    );
+    assert!(server.is_finished());
+}
