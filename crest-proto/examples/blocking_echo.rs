@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use crest_proto::{Accept, Config, Connection, Event, Message, Response};
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9003".to_owned());
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9003".to_owned());
     let listener = TcpListener::bind(&addr)?;
     eprintln!("blocking_echo listening on ws://{}", listener.local_addr()?);
     for stream in listener.incoming() {
@@ -50,9 +48,7 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
                     conn.accept(Accept::new()).map_err(io::Error::other)?;
                 }
                 Event::Request(_) => {
-                    let reply = Response::new(426)
-                        .header("Upgrade", "websocket")
-                        .body("WebSocket endpoint\n");
+                    let reply = Response::new(426).header("Upgrade", "websocket").body("WebSocket endpoint\n");
                     conn.respond(reply).map_err(io::Error::other)?;
                 }
                 Event::Text(text) => {
@@ -78,9 +74,7 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
             return Ok(());
         }
         // Sleep in read() until data arrives or the next deadline passes.
-        let wait = conn
-            .poll_timeout()
-            .map(|at| at.saturating_duration_since(Instant::now()));
+        let wait = conn.poll_timeout().map(|at| at.saturating_duration_since(Instant::now()));
         stream.set_read_timeout(wait.map(|d| d.max(Duration::from_millis(1))))?;
         match stream.read(&mut buf) {
             Ok(0) => conn.receive_eof(),

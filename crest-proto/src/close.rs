@@ -89,10 +89,7 @@ pub struct CloseFrame {
 impl CloseFrame {
     /// A close frame with `code` and `reason`.
     pub fn new(code: CloseCode, reason: impl Into<Text>) -> Self {
-        Self {
-            code,
-            reason: reason.into(),
-        }
+        Self { code, reason: reason.into() }
     }
 
     /// How a connection that ended without any Close frame is reported (1006).

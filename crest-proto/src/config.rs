@@ -9,8 +9,11 @@ use crate::extension::ExtensionConfig;
 ///
 /// Every limit is checked *before* memory is allocated for what it limits:
 /// a frame header announcing 2^63 bytes allocates nothing.
+///
+/// Not `#[non_exhaustive]`, so that the idiomatic
+/// `Config { max_message_size: 1 << 20, ..Config::default() }` works; always
+/// write it with `..Config::default()` and new fields will not break you.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct Config {
     /// Largest HTTP request or response head, in bytes. Default 16 KiB:
     /// browsers send well under 4 KiB, and cookies rarely push past 8 KiB.

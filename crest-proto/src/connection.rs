@@ -13,9 +13,7 @@ use crate::error::{Error, HandshakeError, SendError, TimeoutKind};
 use crate::event::Event;
 use crate::extension::Extension;
 use crate::frame::{mask, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
-use crate::handshake::{
-    client, find_head_end, server, validate_headers, Accept, ClientRequest, Response,
-};
+use crate::handshake::{client, find_head_end, server, validate_headers, Accept, ClientRequest, Response};
 use crate::message::{for_each_frame, EncodedMessage, Message};
 use crate::recv::{Context, Receiver, Stop};
 use crate::state::{Role, State};
@@ -34,11 +32,7 @@ enum Handshake {
     /// Server: request reported, waiting for `accept` or `respond`.
     Decision(server::Pending),
     /// Client: request sent, reading the response head.
-    Response {
-        accept: String,
-        protocols: Vec<String>,
-        scanned: usize,
-    },
+    Response { accept: String, protocols: Vec<String>, scanned: usize },
 }
 
 /// One WebSocket connection, either side, from the first byte of the opening
@@ -116,10 +110,7 @@ impl Connection {
     pub fn server(config: Config, now: Instant) -> Self {
         let mut conn = Self::new(Role::Server, State::Connecting, config, now);
         conn.handshake = Some(Box::new(Handshake::Request { scanned: 0 }));
-        conn.timers.set(
-            Timer::Handshake,
-            conn.config.handshake_timeout.map(|d| now + d),
-        );
+        conn.timers.set(Timer::Handshake, conn.config.handshake_timeout.map(|d| now + d));
         conn
     }
 
@@ -136,15 +127,8 @@ impl Connection {
         let offers: Vec<_> = conn.config.extensions.iter().map(|e| e.offer()).collect();
         request.encode(&key, &offers, conn.tx.tail(512));
         let accept = crate::handshake::accept_key(key.as_bytes());
-        conn.handshake = Some(Box::new(Handshake::Response {
-            accept,
-            protocols: request.protocols,
-            scanned: 0,
-        }));
-        conn.timers.set(
-            Timer::Handshake,
-            conn.config.handshake_timeout.map(|d| now + d),
-        );
+        conn.handshake = Some(Box::new(Handshake::Response { accept, protocols: request.protocols, scanned: 0 }));
+        conn.timers.set(Timer::Handshake, conn.config.handshake_timeout.map(|d| now + d));
         Ok(conn)
     }
 
@@ -230,6 +214,15 @@ impl Connection {
         self.tx.len()
     }
 
+    /// Received bytes the connection holds: input not yet processed (an
+    /// incomplete HTTP head or frame) plus a fragmented message being
+    /// reassembled. The fuzz targets check it against the limits in
+    /// [`Config`]; not part of the stable API.
+    #[doc(hidden)]
+    pub fn buffered_len(&self) -> usize {
+        self.recv.held()
+    }
+
     // ----- inputs -----
 
     /// Bytes from the transport. Never fails: problems become events.
@@ -268,8 +261,7 @@ impl Connection {
             State::Closed => self.timers.clear(),
             State::Connecting => {
                 if self.role == Role::Client {
-                    self.events
-                        .push_back(Event::Error(HandshakeError::Eof.into()));
+                    self.events.push_back(Event::Error(HandshakeError::Eof.into()));
                 }
                 self.end(CloseFrame::abnormal(), None, false);
             }
@@ -303,8 +295,7 @@ impl Connection {
                 }
                 if self.state == State::Open && self.timers.expire(Timer::Ping, now) {
                     self.queue_frame(control_header(OpCode::Ping, 0), Bytes::new());
-                    self.timers
-                        .set(Timer::Ping, self.config.ping_interval.map(|d| now + d));
+                    self.timers.set(Timer::Ping, self.config.ping_interval.map(|d| now + d));
                 }
             }
         }
@@ -315,7 +306,7 @@ impl Connection {
     /// Server: accept the pending WebSocket request; queues the 101 response
     /// (with the first acceptable extension offer, if `Config::extensions`
     /// has one) and reports [`Event::Open`]. Frames that arrived after the
-    /// request head are processed now.
+    /// request head follow as events.
     ///
     /// # Errors
     /// No pending request, a plain HTTP request, a subprotocol the client did
@@ -335,12 +326,7 @@ impl Connection {
         validate_headers(&accept.headers)?;
         let mut answer = None;
         'offers: for offer in &pending.extensions {
-            for cfg in self
-                .config
-                .extensions
-                .iter()
-                .filter(|c| c.name().eq_ignore_ascii_case(&offer.name))
-            {
+            for cfg in self.config.extensions.iter().filter(|c| c.name().eq_ignore_ascii_case(&offer.name)) {
                 if let Some((response, ext)) = cfg.accept(offer) {
                     answer = Some(response.to_string());
                     self.extension = Some(ext);
@@ -359,7 +345,23 @@ impl Connection {
         self.protocol = accept.protocol.map(Into::into);
         self.handshake = None;
         self.set_open();
-        self.process_frames();
+        Ok(())
+    }
+
+    /// Server: replaces the configuration while a request waits for a
+    /// decision, so that a router can apply the limits and timers of the
+    /// endpoint it chose (frame and message sizes, heartbeat, extensions)
+    /// before calling [`accept`](Self::accept). The handshake deadline
+    /// already armed is kept.
+    ///
+    /// # Errors
+    /// [`SendError::NoPendingRequest`] unless a request is waiting for `accept`
+    /// or `respond`; the configuration is then unchanged.
+    pub fn set_config(&mut self, config: Config) -> Result<(), SendError> {
+        if !matches!(self.handshake.as_deref(), Some(Handshake::Decision(_))) {
+            return Err(SendError::NoPendingRequest);
+        }
+        self.config = config;
         Ok(())
     }
 
@@ -401,15 +403,10 @@ impl Connection {
             None => (0, payload),
         };
         let mut first_rsv = rsv;
-        for_each_frame(
-            opcode,
-            payload,
-            self.config.max_send_frame_size,
-            |mut header, chunk| {
-                header.rsv = std::mem::take(&mut first_rsv);
-                self.queue_frame(header, chunk);
-            },
-        );
+        for_each_frame(opcode, payload, self.config.max_send_frame_size, |mut header, chunk| {
+            header.rsv = std::mem::take(&mut first_rsv);
+            self.queue_frame(header, chunk);
+        });
         Ok(())
     }
 
@@ -460,23 +457,27 @@ impl Connection {
         self.queue_close(Some(code), reason);
         self.state.transition(State::LocalClosing);
         self.timers.set(Timer::Ping, None);
-        self.timers
-            .set(Timer::Close, self.config.close_timeout.map(|d| now + d));
+        self.timers.set(Timer::Close, self.config.close_timeout.map(|d| now + d));
         Ok(())
     }
 
     // ----- outputs -----
 
     /// The next event, in order; `None` when there is nothing new.
+    ///
+    /// Frames are decoded here, on demand, one message at a time; the Pong
+    /// for a Ping and the Close echo are queued as their events are handed out.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        let event = self.events.pop_front()?;
-        if matches!(event, Event::Error(_) | Event::Closed(_)) {
-            if let Some(ending) = self.ending.take() {
-                self.apply_ending(ending);
+        if let Some(event) = self.events.pop_front() {
+            if matches!(event, Event::Error(_) | Event::Closed(_)) {
+                if let Some(ending) = self.ending.take() {
+                    self.apply_ending(ending);
+                }
             }
+            return Some(event);
         }
-        Some(event)
+        self.next_frame_event()
     }
 
     /// Appends all queued output (HTTP handshake, Pongs, Close echoes,
@@ -498,10 +499,7 @@ impl Connection {
     /// any timer is armed. Ask again after every input and command.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.timers.earliest(), self.idle_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [self.timers.earliest(), self.idle_deadline()].into_iter().flatten().min()
     }
 
     // ----- internals -----
@@ -526,8 +524,6 @@ impl Connection {
         if self.state == State::Connecting {
             self.process_handshake();
         }
-        self.process_frames();
-        self.recv.release_if_empty();
     }
 
     fn process_handshake(&mut self) {
@@ -558,28 +554,26 @@ impl Connection {
             }
         }
         match self.handshake.take().map(|b| *b) {
-            Some(Handshake::Request { .. }) => {
-                match server::parse_request(&self.recv.buf, &self.config) {
-                    Ok((request, pending, len)) => {
-                        let _ = self.recv.buf.split_to(len);
-                        self.handshake = Some(Box::new(Handshake::Decision(pending)));
-                        self.events.push_back(Event::Request(Box::new(request)));
+            Some(Handshake::Request { .. }) => match server::parse_request(&self.recv.buf, &self.config) {
+                Ok((request, pending, len)) => {
+                    let _ = self.recv.buf.split_to(len);
+                    self.handshake = Some(Box::new(Handshake::Decision(pending)));
+                    self.events.push_back(Event::Request(Box::new(request)));
+                }
+                Err(e) => self.fail(e.into()),
+            },
+            Some(Handshake::Response { accept, protocols, .. }) => {
+                match client::parse_response(&self.recv.buf, &self.config, &accept, &protocols) {
+                    Ok(accepted) => {
+                        let _ = self.recv.buf.split_to(accepted.len);
+                        self.protocol = accepted.protocol.map(Into::into);
+                        self.response_headers = accepted.headers;
+                        self.extension = accepted.extension;
+                        self.set_open();
                     }
                     Err(e) => self.fail(e.into()),
                 }
             }
-            Some(Handshake::Response {
-                accept, protocols, ..
-            }) => match client::parse_response(&self.recv.buf, &self.config, &accept, &protocols) {
-                Ok(accepted) => {
-                    let _ = self.recv.buf.split_to(accepted.len);
-                    self.protocol = accepted.protocol.map(Into::into);
-                    self.response_headers = accepted.headers;
-                    self.extension = accepted.extension;
-                    self.set_open();
-                }
-                Err(e) => self.fail(e.into()),
-            },
             other => self.handshake = other.map(Box::new),
         }
     }
@@ -587,40 +581,40 @@ impl Connection {
     fn set_open(&mut self) {
         self.state.transition(State::Open);
         self.timers.set(Timer::Handshake, None);
-        self.timers.set(
-            Timer::Ping,
-            self.config.ping_interval.map(|d| self.last_now + d),
-        );
+        self.timers.set(Timer::Ping, self.config.ping_interval.map(|d| self.last_now + d));
         self.events.push_back(Event::Open);
     }
 
-    fn process_frames(&mut self) {
-        if !matches!(self.state, State::Open | State::LocalClosing) {
-            return;
+    /// Decodes received frames until one yields an event.
+    fn next_frame_event(&mut self) -> Option<Event> {
+        if !matches!(self.state, State::Open | State::LocalClosing) || self.ending.is_some() {
+            return None;
         }
-        let first_new = self.events.len();
-        let ctx = Context {
-            role: self.role,
-            config: &self.config,
-            extension: self.extension.as_mut(),
-        };
-        let stop = self.recv.process(ctx, &mut self.events);
-        if self.state == State::Open && self.config.auto_pong {
-            // RFC 6455 §5.5.2: answer each Ping with its payload, in order.
-            for i in first_new..self.events.len() {
-                if let Some(Event::Ping(payload)) = self.events.get(i) {
-                    let payload = payload.clone();
-                    self.queue_frame(control_header(OpCode::Pong, payload.len()), payload);
+        let ctx = Context { role: self.role, config: &self.config, extension: self.extension.as_mut() };
+        match self.recv.next(ctx) {
+            Ok(Some(event)) => {
+                if let Event::Ping(payload) = &event {
+                    if self.state == State::Open && self.config.auto_pong {
+                        // RFC 6455 §5.5.2: answer with the same payload.
+                        let payload = payload.clone();
+                        self.queue_frame(control_header(OpCode::Pong, payload.len()), payload);
+                    }
                 }
+                Some(event)
             }
-        }
-        match stop {
-            None => {}
-            Some(Stop::Error(e)) => self.fail(e.into()),
-            Some(Stop::Close(frame)) => {
+            Ok(None) => {
+                self.recv.release_if_empty();
+                None
+            }
+            Err(Stop::Error(e)) => {
+                self.fail(e.into());
+                self.poll_event()
+            }
+            Err(Stop::Close(frame)) => {
                 // Echo the peer's code (RFC 6455 §5.5.1); no code, empty body.
                 let echo = (frame.code != CloseCode::NO_STATUS_RECEIVED).then_some(frame.code);
                 self.end(frame, Some(echo), true);
+                self.poll_event()
             }
         }
     }
@@ -663,13 +657,9 @@ impl Connection {
             self.queue_close(code, "");
         }
         self.state.transition(State::Closed);
-        self.await_eof =
-            ending.clean && self.role == Role::Client && self.config.close_timeout.is_some();
+        self.await_eof = ending.clean && self.role == Role::Client && self.config.close_timeout.is_some();
         if self.await_eof {
-            self.timers.set(
-                Timer::Close,
-                self.config.close_timeout.map(|d| self.last_now + d),
-            );
+            self.timers.set(Timer::Close, self.config.close_timeout.map(|d| self.last_now + d));
         }
     }
 
@@ -702,11 +692,7 @@ impl Connection {
             }
             Role::Client => {
                 let key = self.rng.mask_key();
-                let n = FrameHeader {
-                    mask: Some(key),
-                    ..header
-                }
-                .encode(&mut head);
+                let n = FrameHeader { mask: Some(key), ..header }.encode(&mut head);
                 let tail = self.tx.tail(n + payload.len());
                 tail.extend_from_slice(&head[..n]);
                 mask::extend_masked(tail, &payload, key);
@@ -716,11 +702,5 @@ impl Connection {
 }
 
 fn control_header(opcode: OpCode, len: usize) -> FrameHeader {
-    FrameHeader {
-        fin: true,
-        rsv: 0,
-        opcode,
-        mask: None,
-        payload_len: len as u64,
-    }
+    FrameHeader { fin: true, rsv: 0, opcode, mask: None, payload_len: len as u64 }
 }

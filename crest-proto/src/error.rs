@@ -243,26 +243,14 @@ mod tests {
 
     #[test]
     fn errors_stay_small() {
-        assert!(
-            std::mem::size_of::<Error>() <= 40,
-            "{}",
-            std::mem::size_of::<Error>()
-        );
+        assert!(std::mem::size_of::<Error>() <= 40, "{}", std::mem::size_of::<Error>());
         assert!(std::mem::size_of::<ProtocolError>() <= 24);
     }
 
     #[test]
     fn close_codes_and_statuses() {
-        assert_eq!(
-            ProtocolError::InvalidUtf8.close_code(),
-            CloseCode::INVALID_PAYLOAD
-        );
-        assert_eq!(
-            ProtocolError::MessageTooLarge { size: 2, limit: 1 }
-                .close_code()
-                .0,
-            1009
-        );
+        assert_eq!(ProtocolError::InvalidUtf8.close_code(), CloseCode::INVALID_PAYLOAD);
+        assert_eq!(ProtocolError::MessageTooLarge { size: 2, limit: 1 }.close_code().0, 1009);
         assert_eq!(ProtocolError::UnmaskedFrame.close_code().0, 1002);
         assert_eq!(HandshakeError::UnsupportedVersion("8".into()).status(), 426);
         assert_eq!(HandshakeError::HeadTooLarge { limit: 1 }.status(), 431);

@@ -42,18 +42,12 @@ impl ExtensionOffer {
                         return None;
                     }
                     Some(match p.split_once('=') {
-                        Some((k, v)) => (
-                            k.trim().to_owned(),
-                            Some(v.trim().trim_matches('"').to_owned()),
-                        ),
+                        Some((k, v)) => (k.trim().to_owned(), Some(v.trim().trim_matches('"').to_owned())),
                         None => (p.to_owned(), None),
                     })
                 })
                 .collect();
-            out.push(Self {
-                name: name.to_owned(),
-                params,
-            });
+            out.push(Self { name: name.to_owned(), params });
         }
         out
     }
@@ -139,15 +133,9 @@ mod tests {
         assert_eq!(offers[0].name, "permessage-deflate");
         assert_eq!(
             offers[0].params,
-            vec![
-                ("client_max_window_bits".into(), None),
-                ("server_max_window_bits".into(), Some("10".into()))
-            ]
+            vec![("client_max_window_bits".into(), None), ("server_max_window_bits".into(), Some("10".into()))]
         );
         assert_eq!(offers[1].name, "x-foo");
-        assert_eq!(
-            offers[0].to_string(),
-            "permessage-deflate; client_max_window_bits; server_max_window_bits=10"
-        );
+        assert_eq!(offers[0].to_string(), "permessage-deflate; client_max_window_bits; server_max_window_bits=10");
     }
 }

@@ -95,34 +95,18 @@ impl EncodedMessage {
 
 /// Splits a message into frames of at most `max` payload bytes (zero-copy
 /// `Bytes::slice`), calling `f` with each unmasked header and payload.
-pub(crate) fn for_each_frame(
-    opcode: OpCode,
-    payload: Bytes,
-    max: usize,
-    mut f: impl FnMut(FrameHeader, Bytes),
-) {
+pub(crate) fn for_each_frame(opcode: OpCode, payload: Bytes, max: usize, mut f: impl FnMut(FrameHeader, Bytes)) {
     let max = max.max(1);
     if opcode.is_control() || payload.len() <= max {
-        let header = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask: None,
-            payload_len: payload.len() as u64,
-        };
+        let header = FrameHeader { fin: true, rsv: 0, opcode, mask: None, payload_len: payload.len() as u64 };
         return f(header, payload);
     }
     let mut op = opcode;
     let mut rest = payload;
     while !rest.is_empty() {
         let chunk = rest.split_to(rest.len().min(max));
-        let header = FrameHeader {
-            fin: rest.is_empty(),
-            rsv: 0,
-            opcode: op,
-            mask: None,
-            payload_len: chunk.len() as u64,
-        };
+        let header =
+            FrameHeader { fin: rest.is_empty(), rsv: 0, opcode: op, mask: None, payload_len: chunk.len() as u64 };
         f(header, chunk);
         op = OpCode::Continuation;
     }

@@ -8,8 +8,6 @@
 //! every size is checked against its limit when the header announces it,
 //! before anything is buffered.
 
-use std::collections::VecDeque;
-
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::{CloseCode, CloseFrame};
@@ -69,26 +67,30 @@ impl Receiver {
         }
     }
 
-    /// Processes every complete frame in the buffer, pushing events.
-    pub(crate) fn process(
-        &mut self,
-        mut ctx: Context<'_>,
-        events: &mut VecDeque<Event>,
-    ) -> Option<Stop> {
+    /// Received bytes held: unprocessed input plus the fragmented message
+    /// being reassembled.
+    pub(crate) fn held(&self) -> usize {
+        self.buf.len() + self.message.as_ref().map_or(0, |m| m.buf.len())
+    }
+
+    /// Decodes frames from the buffer until one yields an event (a complete
+    /// message, a Ping or a Pong), the buffer runs out (`Ok(None)`), or the
+    /// connection must stop. Called on demand by `poll_event`: no queue of
+    /// events is ever built, and each frame is decoded while its bytes are
+    /// still in cache.
+    pub(crate) fn next(&mut self, mut ctx: Context<'_>) -> Result<Option<Event>, Stop> {
         loop {
             let (header, header_len) = match self.frame {
                 Some(frame) => frame,
                 None => match FrameHeader::decode(&self.buf) {
                     Ok(Some(frame)) => {
-                        if let Err(e) = self.check_header(&frame.0, &ctx) {
-                            return Some(Stop::Error(e));
-                        }
+                        self.check_header(&frame.0, &ctx).map_err(Stop::Error)?;
                         self.frame = Some(frame);
                         self.done = 0;
                         frame
                     }
-                    Ok(None) => return None,
-                    Err(e) => return Some(Stop::Error(e)),
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Err(Stop::Error(e)),
                 },
             };
             // check_header bounded the length by max_frame_size, a usize.
@@ -96,8 +98,7 @@ impl Receiver {
             let available = (self.buf.len() - header_len).min(len);
             // A whole unfragmented text frame is validated in one SIMD pass
             // below; anything else is validated incrementally as it arrives.
-            let whole_text =
-                header.fin && header.opcode == OpCode::Text && self.done == 0 && available == len;
+            let whole_text = header.fin && header.opcode == OpCode::Text && self.done == 0 && available == len;
             if available > self.done {
                 let validate = !whole_text && self.is_plain_text(&header);
                 let fresh = &mut self.buf[header_len + self.done..header_len + available];
@@ -105,18 +106,18 @@ impl Receiver {
                     apply_mask(fresh, key, self.done);
                 }
                 if validate && self.utf8.feed(fresh).is_err() {
-                    return Some(Stop::Error(ProtocolError::InvalidUtf8));
+                    return Err(Stop::Error(ProtocolError::InvalidUtf8));
                 }
                 self.done = available;
             }
             if available < len {
-                return None;
+                return Ok(None);
             }
             self.buf.advance(header_len);
             let payload = self.buf.split_to(len).freeze();
             self.frame = None;
-            if let Some(stop) = self.on_frame(header, payload, whole_text, &mut ctx, events) {
-                return Some(stop);
+            if let Some(event) = self.on_frame(header, payload, whole_text, &mut ctx)? {
+                return Ok(Some(event));
             }
         }
     }
@@ -137,25 +138,17 @@ impl Receiver {
         }
         let limits = ctx.config;
         if h.payload_len > limits.max_frame_size as u64 {
-            return Err(ProtocolError::FrameTooLarge {
-                size: h.payload_len,
-                limit: limits.max_frame_size,
-            });
+            return Err(ProtocolError::FrameTooLarge { size: h.payload_len, limit: limits.max_frame_size });
         }
         let message_size = match (h.opcode, &self.message) {
             (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
             (OpCode::Continuation, Some(m)) => m.buf.len() as u64 + h.payload_len,
-            (OpCode::Text | OpCode::Binary, Some(_)) => {
-                return Err(ProtocolError::ExpectedContinuation)
-            }
+            (OpCode::Text | OpCode::Binary, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
             (OpCode::Text | OpCode::Binary, None) => h.payload_len,
             _ => 0,
         };
         if message_size > limits.max_message_size as u64 {
-            return Err(ProtocolError::MessageTooLarge {
-                size: message_size,
-                limit: limits.max_message_size,
-            });
+            return Err(ProtocolError::MessageTooLarge { size: message_size, limit: limits.max_message_size });
         }
         Ok(())
     }
@@ -164,10 +157,7 @@ impl Receiver {
     fn is_plain_text(&self, h: &FrameHeader) -> bool {
         match h.opcode {
             OpCode::Text => h.rsv == 0,
-            OpCode::Continuation => self
-                .message
-                .as_ref()
-                .is_some_and(|m| m.opcode == OpCode::Text && m.rsv == 0),
+            OpCode::Continuation => self.message.as_ref().is_some_and(|m| m.opcode == OpCode::Text && m.rsv == 0),
             _ => false,
         }
     }
@@ -178,40 +168,36 @@ impl Receiver {
         payload: Bytes,
         whole_text: bool,
         ctx: &mut Context<'_>,
-        events: &mut VecDeque<Event>,
-    ) -> Option<Stop> {
+    ) -> Result<Option<Event>, Stop> {
         match header.opcode {
             OpCode::Text | OpCode::Binary if header.fin => {
-                return self.deliver(header.opcode, header.rsv, payload, whole_text, ctx, events);
+                return self.deliver(header.opcode, header.rsv, payload, whole_text, ctx).map(Some);
             }
             OpCode::Text | OpCode::Binary => {
                 let buf = BytesMut::from(&payload[..]);
-                self.message = Some(Fragmented {
-                    opcode: header.opcode,
-                    rsv: header.rsv,
-                    buf,
-                });
+                self.message = Some(Fragmented { opcode: header.opcode, rsv: header.rsv, buf });
             }
             OpCode::Continuation => {
                 let Some(message) = self.message.as_mut() else {
-                    return Some(Stop::Error(ProtocolError::UnexpectedContinuation));
+                    return Err(Stop::Error(ProtocolError::UnexpectedContinuation));
                 };
                 message.buf.extend_from_slice(&payload);
                 if header.fin {
-                    let Fragmented { opcode, rsv, buf } = self.message.take()?;
-                    return self.deliver(opcode, rsv, buf.freeze(), false, ctx, events);
+                    if let Some(Fragmented { opcode, rsv, buf }) = self.message.take() {
+                        return self.deliver(opcode, rsv, buf.freeze(), false, ctx).map(Some);
+                    }
                 }
             }
-            OpCode::Ping => events.push_back(Event::Ping(payload)),
-            OpCode::Pong => events.push_back(Event::Pong(payload)),
+            OpCode::Ping => return Ok(Some(Event::Ping(payload))),
+            OpCode::Pong => return Ok(Some(Event::Pong(payload))),
             OpCode::Close => {
-                return Some(match parse_close(payload) {
+                return Err(match parse_close(payload) {
                     Ok(frame) => Stop::Close(frame),
                     Err(e) => Stop::Error(e),
                 })
             }
         }
-        None
+        Ok(None)
     }
 
     fn deliver(
@@ -221,23 +207,15 @@ impl Receiver {
         payload: Bytes,
         whole_text: bool,
         ctx: &mut Context<'_>,
-        events: &mut VecDeque<Event>,
-    ) -> Option<Stop> {
+    ) -> Result<Event, Stop> {
         let payload = match (rsv, ctx.extension.as_mut()) {
             (0, _) => payload,
-            (_, Some(ext)) => match ext
-                .as_mut()
-                .decode(rsv, payload, ctx.config.max_message_size)
-            {
-                Ok(p) => p,
-                Err(e) => return Some(Stop::Error(e)),
-            },
+            (_, Some(ext)) => ext.as_mut().decode(rsv, payload, ctx.config.max_message_size).map_err(Stop::Error)?,
             // check_header admits RSV bits only with an extension.
-            (_, None) => return Some(Stop::Error(ProtocolError::ReservedBits(rsv))),
+            (_, None) => return Err(Stop::Error(ProtocolError::ReservedBits(rsv))),
         };
         if opcode == OpCode::Binary {
-            events.push_back(Event::Binary(payload));
-            return None;
+            return Ok(Event::Binary(payload));
         }
         let valid = if whole_text || rsv != 0 {
             simdutf8::basic::from_utf8(&payload).is_ok()
@@ -245,20 +223,16 @@ impl Receiver {
             self.utf8.finish().is_ok()
         };
         if !valid {
-            return Some(Stop::Error(ProtocolError::InvalidUtf8));
+            return Err(Stop::Error(ProtocolError::InvalidUtf8));
         }
-        events.push_back(Event::Text(Text::from_validated(payload)));
-        None
+        Ok(Event::Text(Text::from_validated(payload)))
     }
 }
 
 /// Parses a Close frame body (RFC 6455 §5.5.1, §7.4).
 fn parse_close(payload: Bytes) -> Result<CloseFrame, ProtocolError> {
     match *payload {
-        [] => Ok(CloseFrame::new(
-            CloseCode::NO_STATUS_RECEIVED,
-            Text::default(),
-        )),
+        [] => Ok(CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, Text::default())),
         [_] => Err(ProtocolError::InvalidCloseBody),
         [hi, lo, ..] => {
             let code = CloseCode(u16::from_be_bytes([hi, lo]));
@@ -269,10 +243,7 @@ fn parse_close(payload: Bytes) -> Result<CloseFrame, ProtocolError> {
             if simdutf8::basic::from_utf8(&reason).is_err() {
                 return Err(ProtocolError::InvalidCloseReason);
             }
-            Ok(CloseFrame {
-                code,
-                reason: Text::from_validated(reason),
-            })
+            Ok(CloseFrame { code, reason: Text::from_validated(reason) })
         }
     }
 }

@@ -59,9 +59,7 @@ pub(crate) struct Rng(u64);
 impl Rng {
     pub(crate) fn new(seed: Option<u64>) -> Self {
         use std::hash::BuildHasher;
-        Self(seed.unwrap_or_else(|| {
-            std::collections::hash_map::RandomState::new().hash_one(0x0063_7265_7374_u64)
-        }))
+        Self(seed.unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0x0063_7265_7374_u64)))
     }
 
     pub(crate) fn next_u64(&mut self) -> u64 {

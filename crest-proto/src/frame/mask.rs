@@ -15,9 +15,7 @@
 #[inline]
 pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate(key, offset);
-    let wide = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
     let (chunks, rest) = data.as_chunks_mut::<8>();
     for chunk in chunks {
         *chunk = (u64::from_ne_bytes(*chunk) ^ wide).to_ne_bytes();

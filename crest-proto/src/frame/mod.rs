@@ -149,16 +149,7 @@ impl FrameHeader {
         } else {
             None
         };
-        Ok(Some((
-            Self {
-                fin,
-                rsv: b0 & 0x70,
-                opcode,
-                mask,
-                payload_len,
-            },
-            len,
-        )))
+        Ok(Some((Self { fin, rsv: b0 & 0x70, opcode, mask, payload_len }, len)))
     }
 
     /// Encodes the header into `out`, returning how many bytes were written.
@@ -228,14 +219,10 @@ mod tests {
     #[test]
     fn rfc_256_and_64k_binary_lengths() {
         // §5.7: 256 bytes binary in a single unmasked message: 0x82 0x7E 0x0100.
-        let (h, n) = FrameHeader::decode(&[0x82, 0x7E, 0x01, 0x00])
-            .unwrap()
-            .unwrap();
+        let (h, n) = FrameHeader::decode(&[0x82, 0x7E, 0x01, 0x00]).unwrap().unwrap();
         assert_eq!((h.opcode, h.payload_len, n), (OpCode::Binary, 256, 4));
         // §5.7: 64 KiB: 0x82 0x7F 0x0000000000010000.
-        let (h, n) = FrameHeader::decode(&[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0])
-            .unwrap()
-            .unwrap();
+        let (h, n) = FrameHeader::decode(&[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]).unwrap().unwrap();
         assert_eq!((h.payload_len, n), (65536, 10));
     }
 
@@ -250,45 +237,21 @@ mod tests {
 
     #[test]
     fn header_rule_violations() {
-        assert_eq!(
-            FrameHeader::decode(&[0x83, 0]),
-            Err(ProtocolError::ReservedOpcode(3))
-        );
-        assert_eq!(
-            FrameHeader::decode(&[0x8B, 0]),
-            Err(ProtocolError::ReservedOpcode(0xB))
-        );
-        assert_eq!(
-            FrameHeader::decode(&[0x89, 126, 0, 126]),
-            Err(ProtocolError::ControlFrameTooLarge(126))
-        );
-        assert_eq!(
-            FrameHeader::decode(&[0x09, 0]),
-            Err(ProtocolError::FragmentedControlFrame)
-        );
+        assert_eq!(FrameHeader::decode(&[0x83, 0]), Err(ProtocolError::ReservedOpcode(3)));
+        assert_eq!(FrameHeader::decode(&[0x8B, 0]), Err(ProtocolError::ReservedOpcode(0xB)));
+        assert_eq!(FrameHeader::decode(&[0x89, 126, 0, 126]), Err(ProtocolError::ControlFrameTooLarge(126)));
+        assert_eq!(FrameHeader::decode(&[0x09, 0]), Err(ProtocolError::FragmentedControlFrame));
         let top_bit = [0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0];
-        assert_eq!(
-            FrameHeader::decode(&top_bit),
-            Err(ProtocolError::InvalidLength)
-        );
+        assert_eq!(FrameHeader::decode(&top_bit), Err(ProtocolError::InvalidLength));
     }
 
     #[test]
     fn encode_uses_minimal_length() {
         for (len, expect) in [(0u64, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)] {
-            let h = FrameHeader {
-                fin: true,
-                rsv: 0,
-                opcode: OpCode::Binary,
-                mask: None,
-                payload_len: len,
-            };
+            let h = FrameHeader { fin: true, rsv: 0, opcode: OpCode::Binary, mask: None, payload_len: len };
             let mut out = [0u8; MAX_HEADER_LEN];
             assert_eq!(h.encode(&mut out), expect, "len {len}");
-            assert_eq!(
-                FrameHeader::decode(&out[..expect]).unwrap().unwrap(),
-                (h, expect)
-            );
+            assert_eq!(FrameHeader::decode(&out[..expect]).unwrap().unwrap(), (h, expect));
         }
     }
 }

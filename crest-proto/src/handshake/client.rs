@@ -82,29 +82,16 @@ impl WsUri {
             return Err(UriError::Host);
         }
         let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|&p| p != 0)
-                .ok_or(UriError::Port)?,
+            Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or(UriError::Port)?,
             None if secure => 443,
             None => 80,
         };
-        Ok(Self {
-            secure,
-            host: host.to_owned(),
-            port,
-            resource,
-        })
+        Ok(Self { secure, host: host.to_owned(), port, resource })
     }
 
     /// The `Host` header value: the port only when it is not the default.
     pub fn host_header(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         let default = if self.secure { 443 } else { 80 };
         if self.port == default {
             host
@@ -132,13 +119,7 @@ pub struct ClientRequest {
 impl ClientRequest {
     /// A request for `resource` (path and query) on `host` (the Host header).
     pub fn new(host: impl Into<String>, resource: impl Into<String>) -> Self {
-        Self {
-            host: host.into(),
-            resource: resource.into(),
-            protocols: Vec::new(),
-            headers: Vec::new(),
-            key: None,
-        }
+        Self { host: host.into(), resource: resource.into(), protocols: Vec::new(), headers: Vec::new(), key: None }
     }
 
     /// Offer a subprotocol (`Sec-WebSocket-Protocol`); call once per protocol,
@@ -167,11 +148,7 @@ impl ClientRequest {
             return Err(SendError::InvalidHeader("request target".into()));
         }
         let mut all = vec![("Host".to_owned(), self.host.clone())];
-        all.extend(
-            self.protocols
-                .iter()
-                .map(|p| ("Sec-WebSocket-Protocol".to_owned(), p.clone())),
-        );
+        all.extend(self.protocols.iter().map(|p| ("Sec-WebSocket-Protocol".to_owned(), p.clone())));
         all.extend(self.headers.iter().cloned());
         validate_headers(&all)
     }
@@ -190,11 +167,7 @@ impl ClientRequest {
             write_header(out, "Sec-WebSocket-Protocol", &self.protocols.join(", "));
         }
         if !extensions.is_empty() {
-            let offers = extensions
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
+            let offers = extensions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
             write_header(out, "Sec-WebSocket-Extensions", &offers);
         }
         for (n, v) in &self.headers {
@@ -228,20 +201,14 @@ pub(crate) fn parse_response(
     let mut res = httparse::Response::new(&mut headers);
     let len = match res.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return Err(HandshakeError::Http("incomplete response head"))
-        }
+        Ok(httparse::Status::Partial) => return Err(HandshakeError::Http("incomplete response head")),
         Err(httparse::Error::TooManyHeaders) => {
-            return Err(HandshakeError::TooManyHeaders {
-                limit: config.max_headers,
-            })
+            return Err(HandshakeError::TooManyHeaders { limit: config.max_headers })
         }
         Err(e) => return Err(httparse_error(e)),
     };
     if len > config.max_handshake_size {
-        return Err(HandshakeError::HeadTooLarge {
-            limit: config.max_handshake_size,
-        });
+        return Err(HandshakeError::HeadTooLarge { limit: config.max_handshake_size });
     }
     let status = res.code.unwrap_or(0);
     if status != 101 {
@@ -250,16 +217,10 @@ pub(crate) fn parse_response(
     let all = &*res.headers;
     let values = |name: &'static str| header_values(all, name);
     if !values("upgrade").any(|v| has_token(v, "websocket")) {
-        return Err(HandshakeError::InvalidHeader {
-            name: "Upgrade",
-            expected: "websocket",
-        });
+        return Err(HandshakeError::InvalidHeader { name: "Upgrade", expected: "websocket" });
     }
     if !values("connection").any(|v| has_token(v, "upgrade")) {
-        return Err(HandshakeError::InvalidHeader {
-            name: "Connection",
-            expected: "upgrade",
-        });
+        return Err(HandshakeError::InvalidHeader { name: "Connection", expected: "upgrade" });
     }
     let mut accepts = values("sec-websocket-accept");
     match (accepts.next(), accepts.next()) {
@@ -274,9 +235,7 @@ pub(crate) fn parse_response(
         _ => return Err(HandshakeError::UnofferedProtocol(protocols.join(", "))),
     };
     let answered: Vec<ExtensionOffer> = values("sec-websocket-extensions")
-        .map(|v| {
-            std::str::from_utf8(v).map_err(|_| HandshakeError::InvalidExtension("not UTF-8".into()))
-        })
+        .map(|v| std::str::from_utf8(v).map_err(|_| HandshakeError::InvalidExtension("not UTF-8".into())))
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
         .flat_map(ExtensionOffer::parse_header)
@@ -289,23 +248,12 @@ pub(crate) fn parse_response(
             .find(|c| c.name().eq_ignore_ascii_case(&ans.name))
             .ok_or_else(|| HandshakeError::UnofferedExtension(ans.name.clone()))?;
         if extension.is_some() {
-            return Err(HandshakeError::InvalidExtension(
-                "more than one extension answered".into(),
-            ));
+            return Err(HandshakeError::InvalidExtension("more than one extension answered".into()));
         }
         extension = Some(cfg.confirm(ans)?);
     }
-    let headers = res
-        .headers
-        .iter()
-        .map(|h| (h.name.to_owned(), Bytes::copy_from_slice(h.value)))
-        .collect();
-    Ok(Accepted {
-        len,
-        protocol,
-        headers,
-        extension,
-    })
+    let headers = res.headers.iter().map(|h| (h.name.to_owned(), Bytes::copy_from_slice(h.value))).collect();
+    Ok(Accepted { len, protocol, headers, extension })
 }
 
 #[cfg(test)]
@@ -315,20 +263,14 @@ mod tests {
     #[test]
     fn uris() {
         let u = WsUri::parse("ws://localhost:8000/ws").unwrap();
-        assert_eq!(
-            (u.secure, u.host.as_str(), u.port, u.resource.as_str()),
-            (false, "localhost", 8000, "/ws")
-        );
+        assert_eq!((u.secure, u.host.as_str(), u.port, u.resource.as_str()), (false, "localhost", 8000, "/ws"));
         assert_eq!(u.host_header(), "localhost:8000");
         let u = WsUri::parse("WSS://example.com?x=1").unwrap();
         assert_eq!(
             (u.secure, u.port, u.resource.as_str(), u.host_header()),
             (true, 443, "/?x=1", "example.com".into())
         );
-        assert_eq!(
-            WsUri::parse("ws://[::1]/").unwrap().host_header(),
-            "[::1]:80".replace(":80", "")
-        );
+        assert_eq!(WsUri::parse("ws://[::1]/").unwrap().host_header(), "[::1]:80".replace(":80", ""));
         assert_eq!(WsUri::parse("http://a/"), Err(UriError::Scheme));
         assert_eq!(WsUri::parse("ws://a/#frag"), Err(UriError::Fragment));
         assert_eq!(WsUri::parse("ws://a:0/"), Err(UriError::Port));
@@ -338,19 +280,14 @@ mod tests {
 
     #[test]
     fn request_head() {
-        let req = ClientRequest::new("server.example.com", "/chat")
-            .protocol("chat")
-            .protocol("superchat");
+        let req = ClientRequest::new("server.example.com", "/chat").protocol("chat").protocol("superchat");
         let mut out = BytesMut::new();
         req.encode("dGhlIHNhbXBsZSBub25jZQ==", &[], &mut out);
         let text = std::str::from_utf8(&out).unwrap();
         assert!(text.starts_with("GET /chat HTTP/1.1\r\nHost: server.example.com\r\n"));
         assert!(text.contains("Sec-WebSocket-Protocol: chat, superchat\r\n"));
         assert!(text.ends_with("\r\n\r\n"));
-        assert!(ClientRequest::new("h", "/")
-            .header("X", "a\nb")
-            .validate()
-            .is_err());
+        assert!(ClientRequest::new("h", "/").header("X", "a\nb").validate().is_err());
         assert!(ClientRequest::new("h", "/a b").validate().is_err());
     }
 
@@ -363,47 +300,27 @@ mod tests {
 
     fn check(s: &str, offered: &[&str]) -> Result<Option<String>, HandshakeError> {
         let offered: Vec<String> = offered.iter().map(|s| s.to_string()).collect();
-        parse_response(
-            s.as_bytes(),
-            &Config::default(),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
-            &offered,
-        )
-        .map(|a| a.protocol)
+        parse_response(s.as_bytes(), &Config::default(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", &offered).map(|a| a.protocol)
     }
 
     #[test]
     fn response_checks() {
         assert_eq!(check(&response(""), &[]), Ok(None));
-        assert_eq!(
-            check(&response("Sec-WebSocket-Protocol: chat\r\n"), &["chat"]),
-            Ok(Some("chat".into()))
-        );
+        assert_eq!(check(&response("Sec-WebSocket-Protocol: chat\r\n"), &["chat"]), Ok(Some("chat".into())));
         assert_eq!(
             check(&response("Sec-WebSocket-Protocol: other\r\n"), &["chat"]),
             Err(HandshakeError::UnofferedProtocol("other".into()))
         );
         assert_eq!(
-            check(
-                &response("Sec-WebSocket-Extensions: permessage-deflate\r\n"),
-                &[]
-            ),
-            Err(HandshakeError::UnofferedExtension(
-                "permessage-deflate".into()
-            ))
+            check(&response("Sec-WebSocket-Extensions: permessage-deflate\r\n"), &[]),
+            Err(HandshakeError::UnofferedExtension("permessage-deflate".into()))
         );
         assert_eq!(
-            check(
-                &response("").replace("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "AAAA"),
-                &[]
-            ),
+            check(&response("").replace("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "AAAA"), &[]),
             Err(HandshakeError::InvalidAccept)
         );
         assert_eq!(
-            check(
-                &response("").replace("101 Switching Protocols", "403 Forbidden"),
-                &[]
-            ),
+            check(&response("").replace("101 Switching Protocols", "403 Forbidden"), &[]),
             Err(HandshakeError::UnexpectedStatus(403))
         );
         assert!(check(&response("").replace("Upgrade: websocket\r\n", ""), &[]).is_err());

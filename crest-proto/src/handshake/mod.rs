@@ -72,10 +72,7 @@ impl Request {
 
     /// The first header called `name` (case-insensitive), if it is UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
     /// The `Host` header.
@@ -145,11 +142,7 @@ pub struct Response {
 impl Response {
     /// A response with `status` and an empty body.
     pub fn new(status: u16) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: Bytes::new(),
-        }
+        Self { status, headers: Vec::new(), body: Bytes::new() }
     }
 
     /// Add a header.
@@ -207,13 +200,9 @@ pub(crate) fn write_header(out: &mut BytesMut, name: &str, value: &str) {
 /// characters: either could split or forge the response head.
 pub(crate) fn validate_headers(headers: &[(String, String)]) -> Result<(), SendError> {
     for (name, value) in headers {
-        let name_ok = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        let value_ok = value
-            .bytes()
-            .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7F));
+        let name_ok =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        let value_ok = value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7F));
         if !name_ok || !value_ok {
             return Err(SendError::InvalidHeader(name.clone()));
         }
@@ -247,9 +236,7 @@ fn reason_phrase(status: u16) -> &'static str {
 /// Whether a comma-separated header value contains `token`, ignoring ASCII
 /// case and optional whitespace (RFC 7230 §7 list syntax).
 pub(crate) fn has_token(value: &[u8], token: &str) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    value.split(|&b| b == b',').any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// The values of every header line called `name` (case-insensitive).
@@ -257,10 +244,7 @@ pub(crate) fn header_values<'a, 'b>(
     headers: &'a [httparse::Header<'b>],
     name: &'a str,
 ) -> impl Iterator<Item = &'b [u8]> + 'a {
-    headers
-        .iter()
-        .filter(move |h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value)
+    headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
 }
 
 /// Splits comma-separated header values into trimmed, non-empty items.
@@ -312,10 +296,7 @@ mod tests {
     #[test]
     fn rfc_accept_key_vector() {
         // RFC 6455 §1.3.
-        assert_eq!(
-            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
+        assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]
@@ -323,10 +304,7 @@ mod tests {
         assert!(has_token(b"keep-alive, Upgrade", "upgrade"));
         assert!(has_token(b"UPGRADE", "upgrade"));
         assert!(!has_token(b"upgraded", "upgrade"));
-        assert_eq!(
-            list_items([&b"chat, , superchat"[..], b"x"].into_iter()),
-            ["chat", "superchat", "x"]
-        );
+        assert_eq!(list_items([&b"chat, , superchat"[..], b"x"].into_iter()), ["chat", "superchat", "x"]);
     }
 
     #[test]

@@ -3,10 +3,7 @@
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{
-    has_token, header_values, httparse_error, list_items, write_header, write_status_line, Request,
-    Response,
-};
+use super::{has_token, header_values, httparse_error, list_items, write_header, write_status_line, Request, Response};
 use crate::config::Config;
 use crate::error::HandshakeError;
 use crate::extension::ExtensionOffer;
@@ -22,28 +19,19 @@ pub(crate) struct Pending {
 
 /// Parses a complete request head `buf` (the caller found its end).
 /// Returns the request, what the server keeps of it, and the head's length.
-pub(crate) fn parse_request(
-    buf: &[u8],
-    config: &Config,
-) -> Result<(Request, Pending, usize), HandshakeError> {
+pub(crate) fn parse_request(buf: &[u8], config: &Config) -> Result<(Request, Pending, usize), HandshakeError> {
     let mut headers = vec![httparse::EMPTY_HEADER; config.max_headers];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return Err(HandshakeError::Http("incomplete request head"))
-        }
+        Ok(httparse::Status::Partial) => return Err(HandshakeError::Http("incomplete request head")),
         Err(httparse::Error::TooManyHeaders) => {
-            return Err(HandshakeError::TooManyHeaders {
-                limit: config.max_headers,
-            })
+            return Err(HandshakeError::TooManyHeaders { limit: config.max_headers })
         }
         Err(e) => return Err(httparse_error(e)),
     };
     if len > config.max_handshake_size {
-        return Err(HandshakeError::HeadTooLarge {
-            limit: config.max_handshake_size,
-        });
+        return Err(HandshakeError::HeadTooLarge { limit: config.max_handshake_size });
     }
     let method = req.method.unwrap_or_default().to_owned();
     let target = req.path.unwrap_or_default().to_owned();
@@ -67,25 +55,17 @@ pub(crate) fn parse_request(
         if req.version != Some(1) {
             return Err(HandshakeError::HttpVersion);
         }
-        if values("host")
-            .next()
-            .is_none_or(|v| v.trim_ascii().is_empty())
-        {
+        if values("host").next().is_none_or(|v| v.trim_ascii().is_empty()) {
             return Err(HandshakeError::MissingHost);
         }
         if !values("connection").any(|v| has_token(v, "upgrade")) {
-            return Err(HandshakeError::InvalidHeader {
-                name: "Connection",
-                expected: "upgrade",
-            });
+            return Err(HandshakeError::InvalidHeader { name: "Connection", expected: "upgrade" });
         }
         let mut versions = values("sec-websocket-version");
         match (versions.next(), versions.next()) {
             (Some(v), None) if v.trim_ascii() == b"13" => {}
             (v, _) => {
-                let v = v
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default();
+                let v = v.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
                 return Err(HandshakeError::UnsupportedVersion(v));
             }
         }
@@ -94,37 +74,16 @@ pub(crate) fn parse_request(
             return Err(HandshakeError::InvalidKey);
         };
         let k = k.trim_ascii();
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(k)
-            .map_err(|_| HandshakeError::InvalidKey)?;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(k).map_err(|_| HandshakeError::InvalidKey)?;
         if decoded.len() != 16 {
             return Err(HandshakeError::InvalidKey);
         }
         key = String::from_utf8_lossy(k).into_owned();
     }
-    let headers = req
-        .headers
-        .iter()
-        .map(|h| (h.name.to_owned(), Bytes::copy_from_slice(h.value)))
-        .collect::<Vec<_>>();
-    let request = Request {
-        method,
-        target,
-        headers,
-        websocket,
-        protocols: protocols.clone(),
-        extensions: extensions.clone(),
-    };
-    Ok((
-        request,
-        Pending {
-            key,
-            websocket,
-            protocols,
-            extensions,
-        },
-        len,
-    ))
+    let headers = req.headers.iter().map(|h| (h.name.to_owned(), Bytes::copy_from_slice(h.value))).collect::<Vec<_>>();
+    let request =
+        Request { method, target, headers, websocket, protocols: protocols.clone(), extensions: extensions.clone() };
+    Ok((request, Pending { key, websocket, protocols, extensions }, len))
 }
 
 /// Writes the 101 response (RFC 6455 §4.2.2 step 5).
@@ -138,11 +97,7 @@ pub(crate) fn write_switching_protocols(
     write_status_line(out, 101);
     write_header(out, "Upgrade", "websocket");
     write_header(out, "Connection", "Upgrade");
-    write_header(
-        out,
-        "Sec-WebSocket-Accept",
-        &super::accept_key(key.as_bytes()),
-    );
+    write_header(out, "Sec-WebSocket-Accept", &super::accept_key(key.as_bytes()));
     if let Some(p) = protocol {
         write_header(out, "Sec-WebSocket-Protocol", p);
     }
@@ -157,9 +112,8 @@ pub(crate) fn write_switching_protocols(
 
 /// The response for a handshake the server refuses on its own.
 pub(crate) fn error_response(err: &HandshakeError) -> Response {
-    let mut r = Response::new(err.status())
-        .header("Content-Type", "text/plain; charset=utf-8")
-        .body(format!("{err}\n"));
+    let mut r =
+        Response::new(err.status()).header("Content-Type", "text/plain; charset=utf-8").body(format!("{err}\n"));
     match err {
         HandshakeError::UnsupportedVersion(_) => r = r.header("Sec-WebSocket-Version", "13"),
         HandshakeError::MethodNotAllowed(_) => r = r.header("Allow", "GET"),
@@ -236,18 +190,12 @@ mod tests {
         let (req, pending, _) = parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
         assert!(!req.is_websocket() && !pending.websocket);
         // A POST without Upgrade is a plain request too: the caller answers it.
-        assert!(!parse("POST /x HTTP/1.1\r\nHost: a\r\n\r\n")
-            .unwrap()
-            .0
-            .is_websocket());
+        assert!(!parse("POST /x HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().0.is_websocket());
     }
 
     #[test]
     fn too_many_headers() {
-        let config = Config {
-            max_headers: 2,
-            ..Config::default()
-        };
+        let config = Config { max_headers: 2, ..Config::default() };
         let err = parse_request(RFC_REQUEST.as_bytes(), &config).unwrap_err();
         assert_eq!(err, HandshakeError::TooManyHeaders { limit: 2 });
         assert_eq!(err.status(), 431);
@@ -258,10 +206,7 @@ mod tests {
         let mut out = BytesMut::new();
         error_response(&HandshakeError::UnsupportedVersion("8".into())).encode(&mut out);
         let text = std::str::from_utf8(&out).unwrap();
-        assert!(
-            text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
-            "{text}"
-        );
+        assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"), "{text}");
         assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
         assert!(text.contains("Connection: close\r\n"));
     }

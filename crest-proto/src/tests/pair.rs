@@ -21,8 +21,7 @@ impl Pair {
     pub(crate) fn with_configs(client: Config, server: Config) -> Self {
         let now = Instant::now();
         let mut pair = Self {
-            client: Connection::client(ClientRequest::new("localhost", "/ws"), client, now)
-                .unwrap(),
+            client: Connection::client(ClientRequest::new("localhost", "/ws"), client, now).unwrap(),
             server: Connection::server(server, now),
             now,
         };
@@ -60,10 +59,7 @@ impl Pair {
 
 /// A config with a fixed seed, for reproducible masks and keys.
 pub(crate) fn seeded() -> Config {
-    Config {
-        rng_seed: Some(7),
-        ..Config::default()
-    }
+    Config { rng_seed: Some(7), ..Config::default() }
 }
 
 pub(crate) fn drain(conn: &mut Connection) -> Vec<Event> {
@@ -77,13 +73,7 @@ pub(crate) fn output(conn: &mut Connection) -> Vec<u8> {
 }
 
 /// A frame as the given role would send it (`mask` for client frames).
-pub(crate) fn frame(
-    fin: bool,
-    rsv: u8,
-    opcode: u8,
-    payload: &[u8],
-    mask: Option<[u8; 4]>,
-) -> Vec<u8> {
+pub(crate) fn frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     let mut out = vec![(u8::from(fin) << 7) | rsv | opcode];
     let m = if mask.is_some() { 0x80 } else { 0 };
     match payload.len() {
@@ -139,9 +129,6 @@ pub(crate) fn parse_frames(mut bytes: &[u8]) -> Vec<(OpCode, Vec<u8>)> {
         frames.push((h.opcode, payload));
         bytes = &bytes[end..];
     }
-    assert!(
-        bytes.is_empty() || bytes.len() < MAX_HEADER_LEN,
-        "trailing bytes {bytes:?}"
-    );
+    assert!(bytes.is_empty() || bytes.len() < MAX_HEADER_LEN, "trailing bytes {bytes:?}");
     frames
 }

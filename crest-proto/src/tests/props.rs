@@ -11,13 +11,7 @@ use crate::{Config, Connection, Event, Message};
 /// Feeds `input` to a fresh server in the given pieces; returns events and output.
 fn run_server(input: &[u8], cuts: &[usize]) -> (Vec<Event>, Vec<u8>) {
     let now = Instant::now();
-    let mut server = Connection::server(
-        Config {
-            max_message_size: 4096,
-            ..seeded()
-        },
-        now,
-    );
+    let mut server = Connection::server(Config { max_message_size: 4096, ..seeded() }, now);
     let mut events = Vec::new();
     let mut out = Vec::new();
     let mut start = 0;
@@ -42,19 +36,8 @@ fn run_server(input: &[u8], cuts: &[usize]) -> (Vec<Event>, Vec<u8>) {
 fn client_frames() -> impl Strategy<Value = Vec<u8>> {
     let one = (
         any::<bool>(),
-        prop_oneof![
-            Just(0u8),
-            Just(1),
-            Just(2),
-            Just(8),
-            Just(9),
-            Just(10),
-            Just(3)
-        ],
-        prop_oneof![
-            proptest::collection::vec(any::<u8>(), 0..40),
-            "\\PC{0,20}".prop_map(String::into_bytes),
-        ],
+        prop_oneof![Just(0u8), Just(1), Just(2), Just(8), Just(9), Just(10), Just(3)],
+        prop_oneof![proptest::collection::vec(any::<u8>(), 0..40), "\\PC{0,20}".prop_map(String::into_bytes),],
     )
         .prop_map(|(fin, op, payload)| {
             let payload = if op == 8 { vec![3, 232] } else { payload };

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use super::pair::*;
 use crate::frame::OpCode;
 use crate::{
-    Accept, ClientRequest, CloseCode, CloseFrame, Config, Connection, EncodedMessage, Error, Event,
-    HandshakeError, Message, ProtocolError, Response, SendError, State, TimeoutKind,
+    Accept, ClientRequest, CloseCode, CloseFrame, Config, Connection, EncodedMessage, Error, Event, HandshakeError,
+    Message, ProtocolError, Response, SendError, State, TimeoutKind,
 };
 
 fn closed(code: u16) -> Event {
@@ -57,17 +57,12 @@ violations! {
 
 #[test]
 fn valid_close_codes_are_accepted() {
-    for code in [
-        1000u16, 1001, 1002, 1003, 1007, 1010, 1011, 1014, 3000, 3999, 4000, 4999,
-    ] {
+    for code in [1000u16, 1001, 1002, 1003, 1007, 1010, 1011, 1014, 3000, 3999, 4000, 4999] {
         let mut server = open_server(seeded());
         server.receive(Instant::now(), &client_frame(true, 8, &code.to_be_bytes()));
         assert_eq!(drain(&mut server), vec![closed(code)], "code {code}");
         // The echo carries the same code.
-        assert_eq!(
-            parse_frames(&output(&mut server)),
-            vec![(OpCode::Close, code.to_be_bytes().to_vec())]
-        );
+        assert_eq!(parse_frames(&output(&mut server)), vec![(OpCode::Close, code.to_be_bytes().to_vec())]);
     }
 }
 
@@ -87,10 +82,7 @@ fn length_of_2_pow_63_minus_1_closes_with_1009_without_allocating() {
 
 #[test]
 fn message_growing_past_limit_by_small_fragments_closes_with_1009() {
-    let config = Config {
-        max_message_size: 1000,
-        ..seeded()
-    };
+    let config = Config { max_message_size: 1000, ..seeded() };
     let mut server = open_server(config);
     let mut bytes = client_frame(false, 2, &[0; 100]);
     for _ in 0..20 {
@@ -101,10 +93,7 @@ fn message_growing_past_limit_by_small_fragments_closes_with_1009() {
     assert_eq!(
         events,
         vec![
-            Event::Error(Error::Protocol(ProtocolError::MessageTooLarge {
-                size: 1000 + 100,
-                limit: 1000
-            })),
+            Event::Error(Error::Protocol(ProtocolError::MessageTooLarge { size: 1000 + 100, limit: 1000 })),
             closed(1009)
         ]
     );
@@ -117,13 +106,7 @@ fn invalid_utf8_fails_before_the_last_fragment_arrives() {
     assert_eq!(drain(&mut server), vec![]);
     // F4 90: beyond U+10FFFF; no continuation can repair it.
     server.receive(Instant::now(), &client_frame(false, 0, b"\xf4\x90"));
-    assert_eq!(
-        drain(&mut server),
-        vec![
-            Event::Error(Error::Protocol(ProtocolError::InvalidUtf8)),
-            closed(1007)
-        ]
-    );
+    assert_eq!(drain(&mut server), vec![Event::Error(Error::Protocol(ProtocolError::InvalidUtf8)), closed(1007)]);
 }
 
 #[test]
@@ -131,25 +114,16 @@ fn invalid_utf8_fails_inside_a_frame_that_is_still_arriving() {
     let mut server = open_server(seeded());
     let bytes = client_frame(true, 1, b"hello\xed\xa0\x80 world and much more text");
     server.receive(Instant::now(), &bytes[..6 + 8]);
-    assert_eq!(
-        drain(&mut server),
-        vec![
-            Event::Error(Error::Protocol(ProtocolError::InvalidUtf8)),
-            closed(1007)
-        ]
-    );
+    assert_eq!(drain(&mut server), vec![Event::Error(Error::Protocol(ProtocolError::InvalidUtf8)), closed(1007)]);
 }
 
 #[test]
 fn code_point_split_across_fragments_is_valid() {
     let mut server = open_server(seeded());
     let euro = "€".as_bytes();
-    let bytes = [
-        client_frame(false, 1, &euro[..1]),
-        client_frame(false, 0, &euro[1..2]),
-        client_frame(true, 0, &euro[2..]),
-    ]
-    .concat();
+    let bytes =
+        [client_frame(false, 1, &euro[..1]), client_frame(false, 0, &euro[1..2]), client_frame(true, 0, &euro[2..])]
+            .concat();
     server.receive(Instant::now(), &bytes);
     assert_eq!(drain(&mut server), vec![Event::Text("€".into())]);
 }
@@ -157,37 +131,18 @@ fn code_point_split_across_fragments_is_valid() {
 #[test]
 fn control_frames_interleave_with_fragments_and_pong_is_automatic() {
     let mut server = open_server(seeded());
-    let bytes = [
-        client_frame(false, 1, b"Hel"),
-        client_frame(true, 9, b"ping!"),
-        client_frame(true, 0, b"lo"),
-    ]
-    .concat();
+    let bytes =
+        [client_frame(false, 1, b"Hel"), client_frame(true, 9, b"ping!"), client_frame(true, 0, b"lo")].concat();
     server.receive(Instant::now(), &bytes);
-    assert_eq!(
-        drain(&mut server),
-        vec![
-            Event::Ping(Bytes::from_static(b"ping!")),
-            Event::Text("Hello".into())
-        ]
-    );
-    assert_eq!(
-        parse_frames(&output(&mut server)),
-        vec![(OpCode::Pong, b"ping!".to_vec())]
-    );
+    assert_eq!(drain(&mut server), vec![Event::Ping(Bytes::from_static(b"ping!")), Event::Text("Hello".into())]);
+    assert_eq!(parse_frames(&output(&mut server)), vec![(OpCode::Pong, b"ping!".to_vec())]);
 }
 
 #[test]
 fn auto_pong_can_be_switched_off() {
-    let mut server = open_server(Config {
-        auto_pong: false,
-        ..seeded()
-    });
+    let mut server = open_server(Config { auto_pong: false, ..seeded() });
     server.receive(Instant::now(), &client_frame(true, 9, b"x"));
-    assert_eq!(
-        drain(&mut server),
-        vec![Event::Ping(Bytes::from_static(b"x"))]
-    );
+    assert_eq!(drain(&mut server), vec![Event::Ping(Bytes::from_static(b"x"))]);
     assert!(output(&mut server).is_empty());
 }
 
@@ -199,16 +154,26 @@ fn frames_after_the_request_head_are_processed_on_accept() {
     bytes.extend(client_frame(true, 1, b"early"));
     server.receive(now, &bytes);
     assert!(matches!(server.poll_event(), Some(Event::Request(r)) if r.path() == "/chat"));
-    assert_eq!(
-        server.poll_event(),
-        None,
-        "nothing is processed before the decision"
-    );
+    assert_eq!(server.poll_event(), None, "nothing is processed before the decision");
     server.accept(Accept::new()).unwrap();
-    assert_eq!(
-        drain(&mut server),
-        vec![Event::Open, Event::Text("early".into())]
-    );
+    assert_eq!(drain(&mut server), vec![Event::Open, Event::Text("early".into())]);
+}
+
+#[test]
+fn set_config_applies_the_chosen_endpoints_limits_before_accept() {
+    let now = Instant::now();
+    let mut server = Connection::server(seeded(), now);
+    assert_eq!(server.set_config(seeded()), Err(crate::SendError::NoPendingRequest));
+    server.receive(now, REQUEST.as_bytes());
+    assert!(matches!(server.poll_event(), Some(Event::Request(_))));
+    let small = Config { max_message_size: 4, ..seeded() };
+    server.set_config(small).unwrap();
+    server.accept(Accept::new()).unwrap();
+    assert_eq!(server.config().max_message_size, 4);
+    server.receive(now, &client_frame(true, 1, b"too long"));
+    let events = drain(&mut server);
+    assert_eq!(events.first(), Some(&Event::Open));
+    assert_eq!(events.last(), Some(&closed(1009)));
 }
 
 #[test]
@@ -217,65 +182,35 @@ fn respond_rejects_with_status_and_closes() {
     let mut server = Connection::server(seeded(), now);
     server.receive(now, REQUEST.as_bytes());
     assert!(matches!(server.poll_event(), Some(Event::Request(_))));
-    server
-        .respond(
-            Response::new(401)
-                .header("WWW-Authenticate", "Bearer")
-                .body("no"),
-        )
-        .unwrap();
+    server.respond(Response::new(401).header("WWW-Authenticate", "Bearer").body("no")).unwrap();
     let out = String::from_utf8(output(&mut server)).unwrap();
     assert!(out.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{out}");
     assert!(out.contains("WWW-Authenticate: Bearer\r\n") && out.ends_with("\r\n\r\nno"));
-    assert_eq!(
-        drain(&mut server),
-        vec![Event::Closed(CloseFrame::abnormal())]
-    );
+    assert_eq!(drain(&mut server), vec![Event::Closed(CloseFrame::abnormal())]);
     assert!(server.is_finished());
-    assert_eq!(
-        server.accept(Accept::new()),
-        Err(SendError::NoPendingRequest)
-    );
+    assert_eq!(server.accept(Accept::new()), Err(SendError::NoPendingRequest));
 }
 
 #[test]
 fn accept_checks_protocol_and_plain_requests() {
     let now = Instant::now();
     let mut server = Connection::server(seeded(), now);
-    server.receive(
-        now,
-        REQUEST
-            .replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: chat\r\n\r\n")
-            .as_bytes(),
-    );
-    let Some(Event::Request(req)) = server.poll_event() else {
-        panic!()
-    };
+    server.receive(now, REQUEST.replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: chat\r\n\r\n").as_bytes());
+    let Some(Event::Request(req)) = server.poll_event() else { panic!() };
     assert_eq!(req.protocols(), ["chat"]);
-    assert_eq!(
-        server.accept(Accept::new().protocol("other")),
-        Err(SendError::ProtocolNotOffered("other".into()))
-    );
-    server
-        .accept(Accept::new().protocol("chat").header("X-Extra", "1"))
-        .unwrap();
+    assert_eq!(server.accept(Accept::new().protocol("other")), Err(SendError::ProtocolNotOffered("other".into())));
+    server.accept(Accept::new().protocol("chat").header("X-Extra", "1")).unwrap();
     let out = String::from_utf8(output(&mut server)).unwrap();
     assert!(out.contains("Sec-WebSocket-Protocol: chat\r\n") && out.contains("X-Extra: 1\r\n"));
     assert_eq!(server.protocol(), Some("chat"));
 
     let mut plain = Connection::server(seeded(), now);
     plain.receive(now, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    let Some(Event::Request(req)) = plain.poll_event() else {
-        panic!()
-    };
+    let Some(Event::Request(req)) = plain.poll_event() else { panic!() };
     assert!(!req.is_websocket());
     assert_eq!(plain.accept(Accept::new()), Err(SendError::NotWebSocket));
-    plain
-        .respond(Response::new(200).body("<html></html>"))
-        .unwrap();
-    assert!(String::from_utf8(output(&mut plain))
-        .unwrap()
-        .starts_with("HTTP/1.1 200 OK\r\n"));
+    plain.respond(Response::new(200).body("<html></html>")).unwrap();
+    assert!(String::from_utf8(output(&mut plain)).unwrap().starts_with("HTTP/1.1 200 OK\r\n"));
 }
 
 #[test]
@@ -284,42 +219,22 @@ fn bad_version_answers_426_with_supported_version() {
     let mut server = Connection::server(seeded(), now);
     server.receive(now, REQUEST.replace("Version: 13", "Version: 8").as_bytes());
     let err = HandshakeError::UnsupportedVersion("8".into());
-    assert_eq!(
-        drain(&mut server),
-        vec![
-            Event::Error(err.into()),
-            Event::Closed(CloseFrame::abnormal())
-        ]
-    );
+    assert_eq!(drain(&mut server), vec![Event::Error(err.into()), Event::Closed(CloseFrame::abnormal())]);
     let out = String::from_utf8(output(&mut server)).unwrap();
-    assert!(
-        out.starts_with("HTTP/1.1 426 ") && out.contains("Sec-WebSocket-Version: 13\r\n"),
-        "{out}"
-    );
+    assert!(out.starts_with("HTTP/1.1 426 ") && out.contains("Sec-WebSocket-Version: 13\r\n"), "{out}");
 }
 
 #[test]
 fn oversized_head_answers_431_without_waiting_for_its_end() {
     let now = Instant::now();
-    let mut server = Connection::server(
-        Config {
-            max_handshake_size: 1024,
-            ..seeded()
-        },
-        now,
-    );
+    let mut server = Connection::server(Config { max_handshake_size: 1024, ..seeded() }, now);
     server.receive(now, b"GET / HTTP/1.1\r\nX-Big: ");
     for _ in 0..20 {
         server.receive(now, &[b'a'; 100]);
     }
     let events = drain(&mut server);
-    assert_eq!(
-        events[0],
-        Event::Error(HandshakeError::HeadTooLarge { limit: 1024 }.into())
-    );
-    assert!(String::from_utf8(output(&mut server))
-        .unwrap()
-        .starts_with("HTTP/1.1 431 "));
+    assert_eq!(events[0], Event::Error(HandshakeError::HeadTooLarge { limit: 1024 }.into()));
+    assert!(String::from_utf8(output(&mut server)).unwrap().starts_with("HTTP/1.1 431 "));
 }
 
 #[test]
@@ -334,10 +249,7 @@ fn handshake_dribbled_byte_by_byte_times_out() {
     server.handle_timeout(deadline);
     assert_eq!(
         drain(&mut server),
-        vec![
-            Event::Error(Error::Timeout(TimeoutKind::Handshake)),
-            Event::Closed(CloseFrame::abnormal())
-        ]
+        vec![Event::Error(Error::Timeout(TimeoutKind::Handshake)), Event::Closed(CloseFrame::abnormal())]
     );
 }
 
@@ -347,21 +259,12 @@ fn client_and_server_exchange_messages_both_ways() {
     p.client.send(Message::text("hi")).unwrap();
     p.client.send(Message::binary(vec![1, 2, 3])).unwrap();
     p.deliver_to_server();
-    assert_eq!(
-        drain(&mut p.server),
-        vec![
-            Event::Text("hi".into()),
-            Event::Binary(Bytes::from_static(&[1, 2, 3]))
-        ]
-    );
+    assert_eq!(drain(&mut p.server), vec![Event::Text("hi".into()), Event::Binary(Bytes::from_static(&[1, 2, 3]))]);
     p.server.send(Message::text("back")).unwrap();
     let big = Bytes::from(vec![7u8; 100_000]);
     p.server.send(Message::Binary(big.clone())).unwrap();
     p.deliver_to_client();
-    assert_eq!(
-        drain(&mut p.client),
-        vec![Event::Text("back".into()), Event::Binary(big)]
-    );
+    assert_eq!(drain(&mut p.client), vec![Event::Text("back".into()), Event::Binary(big)]);
 }
 
 #[test]
@@ -370,31 +273,16 @@ fn client_initiated_close_handshake_transcript() {
     p.client.send(Message::text("last words")).unwrap();
     p.client.close(p.now, CloseCode::NORMAL, "bye").unwrap();
     assert_eq!(p.client.state(), State::LocalClosing);
-    assert_eq!(
-        p.client.send(Message::text("too late")),
-        Err(SendError::NotOpen)
-    );
+    assert_eq!(p.client.send(Message::text("too late")), Err(SendError::NotOpen));
     p.deliver_to_server();
     // The server gets the queued message first, then the close; it echoes.
-    assert_eq!(
-        drain(&mut p.server),
-        vec![Event::Text("last words".into()), closed_with(1000, "bye")]
-    );
+    assert_eq!(drain(&mut p.server), vec![Event::Text("last words".into()), closed_with(1000, "bye")]);
     assert!(p.server.is_finished() || p.server.pending_transmit() > 0);
     let echo = p.deliver_to_client();
-    assert_eq!(
-        parse_frames(&echo),
-        vec![(OpCode::Close, 1000u16.to_be_bytes().to_vec())]
-    );
-    assert!(
-        p.server.is_finished(),
-        "the server closes TCP once its echo is written"
-    );
+    assert_eq!(parse_frames(&echo), vec![(OpCode::Close, 1000u16.to_be_bytes().to_vec())]);
+    assert!(p.server.is_finished(), "the server closes TCP once its echo is written");
     assert_eq!(drain(&mut p.client), vec![closed_with(1000, "")]);
-    assert!(
-        !p.client.is_finished(),
-        "the client waits for the server to close TCP"
-    );
+    assert!(!p.client.is_finished(), "the client waits for the server to close TCP");
     p.client.receive_eof();
     assert!(p.client.is_finished());
 }
@@ -406,9 +294,7 @@ fn closed_with(code: u16, reason: &str) -> Event {
 #[test]
 fn server_initiated_close_and_client_wait_timeout() {
     let mut p = Pair::open();
-    p.server
-        .close(p.now, CloseCode::GOING_AWAY, "restart")
-        .unwrap();
+    p.server.close(p.now, CloseCode::GOING_AWAY, "restart").unwrap();
     p.deliver_to_client();
     assert_eq!(drain(&mut p.client), vec![closed_with(1001, "restart")]);
     p.deliver_to_server();
@@ -432,10 +318,7 @@ fn close_timeout_when_peer_never_answers() {
     p.server.handle_timeout(deadline);
     assert_eq!(
         drain(&mut p.server),
-        vec![
-            Event::Error(Error::Timeout(TimeoutKind::Close)),
-            Event::Closed(CloseFrame::abnormal())
-        ]
+        vec![Event::Error(Error::Timeout(TimeoutKind::Close)), Event::Closed(CloseFrame::abnormal())]
     );
 }
 
@@ -449,20 +332,14 @@ fn simultaneous_close_ends_cleanly_on_both_sides() {
     assert_eq!(drain(&mut p.server), vec![closed_with(1000, "c")]);
     assert_eq!(drain(&mut p.client), vec![closed_with(1000, "s")]);
     assert!(p.server.is_finished());
-    assert!(
-        output(&mut p.server).is_empty(),
-        "nothing is sent after our close"
-    );
+    assert!(output(&mut p.server).is_empty(), "nothing is sent after our close");
 }
 
 #[test]
 fn eof_without_close_is_abnormal_1006() {
     let mut p = Pair::open();
     p.server.receive_eof();
-    assert_eq!(
-        drain(&mut p.server),
-        vec![Event::Closed(CloseFrame::abnormal())]
-    );
+    assert_eq!(drain(&mut p.server), vec![Event::Closed(CloseFrame::abnormal())]);
     assert!(p.server.is_finished());
 }
 
@@ -491,76 +368,37 @@ fn heartbeat_pings_and_idle_timeout() {
         p.advance(Duration::from_secs(10));
         assert_eq!(p.now, t0 + Duration::from_secs(at));
         p.server.handle_timeout(p.now);
-        assert_eq!(
-            parse_frames(&output(&mut p.server)),
-            vec![(OpCode::Ping, vec![])]
-        );
-        assert_eq!(
-            p.server.poll_timeout(),
-            Some(t0 + Duration::from_secs(next))
-        );
+        assert_eq!(parse_frames(&output(&mut p.server)), vec![(OpCode::Ping, vec![])]);
+        assert_eq!(p.server.poll_timeout(), Some(t0 + Duration::from_secs(next)));
     }
     p.advance(Duration::from_secs(5));
     p.server.handle_timeout(p.now);
-    assert_eq!(
-        drain(&mut p.server),
-        vec![
-            Event::Error(Error::Timeout(TimeoutKind::Idle)),
-            closed(1001)
-        ]
-    );
-    assert_eq!(
-        parse_frames(&output(&mut p.server)),
-        vec![(OpCode::Close, 1001u16.to_be_bytes().to_vec())]
-    );
+    assert_eq!(drain(&mut p.server), vec![Event::Error(Error::Timeout(TimeoutKind::Idle)), closed(1001)]);
+    assert_eq!(parse_frames(&output(&mut p.server)), vec![(OpCode::Close, 1001u16.to_be_bytes().to_vec())]);
 }
 
 #[test]
 fn caller_misuse_is_an_err_of_the_call() {
     let mut p = Pair::open();
-    assert_eq!(
-        p.client.ping(vec![0u8; 126]),
-        Err(SendError::ControlFrameTooLarge(126))
-    );
-    assert_eq!(
-        p.client.close(p.now, CloseCode(1005), ""),
-        Err(SendError::InvalidCloseCode(1005))
-    );
-    assert_eq!(
-        p.client.close(p.now, CloseCode::NORMAL, &"x".repeat(124)),
-        Err(SendError::CloseReasonTooLong(124))
-    );
+    assert_eq!(p.client.ping(vec![0u8; 126]), Err(SendError::ControlFrameTooLarge(126)));
+    assert_eq!(p.client.close(p.now, CloseCode(1005), ""), Err(SendError::InvalidCloseCode(1005)));
+    assert_eq!(p.client.close(p.now, CloseCode::NORMAL, &"x".repeat(124)), Err(SendError::CloseReasonTooLong(124)));
     let enc = EncodedMessage::new(Message::text("x"), 1 << 20);
     assert_eq!(p.client.send_encoded(&enc), Err(SendError::EncodedOnClient));
-    assert!(
-        output(&mut p.client).is_empty(),
-        "nothing was queued by the failed calls"
-    );
+    assert!(output(&mut p.client).is_empty(), "nothing was queued by the failed calls");
     p.client.close(p.now, CloseCode::NORMAL, "").unwrap();
-    assert_eq!(
-        p.client.close(p.now, CloseCode::NORMAL, ""),
-        Err(SendError::NotOpen)
-    );
+    assert_eq!(p.client.close(p.now, CloseCode::NORMAL, ""), Err(SendError::NotOpen));
 }
 
 #[test]
 fn large_messages_are_fragmented_on_send() {
-    let mut p = Pair::with_configs(
-        Config {
-            max_send_frame_size: 1000,
-            ..seeded()
-        },
-        seeded(),
-    );
+    let mut p = Pair::with_configs(Config { max_send_frame_size: 1000, ..seeded() }, seeded());
     let text: String = "abcdefghij".repeat(250);
     p.client.send(Message::text(text.clone())).unwrap();
     let wire = p.deliver_to_server();
     let frames = parse_frames(&wire);
     assert_eq!(frames.len(), 3);
-    assert_eq!(
-        (frames[0].0, frames[1].0, frames[2].0),
-        (OpCode::Text, OpCode::Continuation, OpCode::Continuation)
-    );
+    assert_eq!((frames[0].0, frames[1].0, frames[2].0), (OpCode::Text, OpCode::Continuation, OpCode::Continuation));
     assert_eq!(drain(&mut p.server), vec![Event::Text(text.into())]);
 }
 
@@ -575,11 +413,7 @@ fn broadcast_encoding_is_shared_not_copied() {
         chunks.push(c);
     }
     assert_eq!(chunks.len(), 2);
-    assert_eq!(
-        chunks[1].as_ptr(),
-        payload.as_ptr(),
-        "the payload is the caller's own Bytes"
-    );
+    assert_eq!(chunks[1].as_ptr(), payload.as_ptr(), "the payload is the caller's own Bytes");
     p.client.receive(p.now, &chunks.concat());
     assert_eq!(drain(&mut p.client), vec![Event::Binary(payload)]);
 }
@@ -591,22 +425,15 @@ fn received_message_is_not_copied_with_receive_bytes() {
     let buf = bytes::BytesMut::from(&wire[..]);
     let start = buf.as_ptr() as usize;
     server.receive_bytes(Instant::now(), buf);
-    let Some(Event::Binary(b)) = server.poll_event() else {
-        panic!()
-    };
-    assert_eq!(
-        b.as_ptr() as usize,
-        start + 8,
-        "payload is a slice of the buffer handed in"
-    );
+    let Some(Event::Binary(b)) = server.poll_event() else { panic!() };
+    assert_eq!(b.as_ptr() as usize, start + 8, "payload is a slice of the buffer handed in");
     assert!(b.iter().all(|&x| x == 5));
 }
 
 #[test]
 fn client_rejects_bad_accept_key_and_reports_eof() {
     let now = Instant::now();
-    let mut client =
-        Connection::client(ClientRequest::new("h", "/").key([0; 16]), seeded(), now).unwrap();
+    let mut client = Connection::client(ClientRequest::new("h", "/").key([0; 16]), seeded(), now).unwrap();
     let _ = output(&mut client);
     client.receive(
         now,
@@ -614,34 +441,21 @@ fn client_rejects_bad_accept_key_and_reports_eof() {
     );
     assert_eq!(
         drain(&mut client),
-        vec![
-            Event::Error(HandshakeError::InvalidAccept.into()),
-            Event::Closed(CloseFrame::abnormal())
-        ]
+        vec![Event::Error(HandshakeError::InvalidAccept.into()), Event::Closed(CloseFrame::abnormal())]
     );
     let mut client = Connection::client(ClientRequest::new("h", "/"), seeded(), now).unwrap();
     client.receive_eof();
     assert_eq!(
         drain(&mut client),
-        vec![
-            Event::Error(HandshakeError::Eof.into()),
-            Event::Closed(CloseFrame::abnormal())
-        ]
+        vec![Event::Error(HandshakeError::Eof.into()), Event::Closed(CloseFrame::abnormal())]
     );
 }
 
 #[test]
 fn client_closes_on_masked_server_frame() {
     let mut p = Pair::open();
-    p.client
-        .receive(p.now, &frame(true, 0, 1, b"x", Some([1, 1, 1, 1])));
-    assert_eq!(
-        drain(&mut p.client),
-        vec![
-            Event::Error(Error::Protocol(ProtocolError::MaskedFrame)),
-            closed(1002)
-        ]
-    );
+    p.client.receive(p.now, &frame(true, 0, 1, b"x", Some([1, 1, 1, 1])));
+    assert_eq!(drain(&mut p.client), vec![Event::Error(Error::Protocol(ProtocolError::MaskedFrame)), closed(1002)]);
 }
 
 #[test]
@@ -649,11 +463,7 @@ fn idle_connection_is_small() {
     let p = Pair::open();
     // The whole per-connection state, buffers excluded (they are released
     // when empty); the adapters' budget is 2 KiB per idle connection.
-    assert!(
-        std::mem::size_of::<Connection>() <= 640,
-        "{}",
-        std::mem::size_of::<Connection>()
-    );
+    assert!(std::mem::size_of::<Connection>() <= 640, "{}", std::mem::size_of::<Connection>());
     drop(p);
 }
 
@@ -674,10 +484,7 @@ mod extension_point {
             "x-reverse"
         }
         fn offer(&self) -> ExtensionOffer {
-            ExtensionOffer {
-                name: "x-reverse".into(),
-                params: vec![],
-            }
+            ExtensionOffer { name: "x-reverse".into(), params: vec![] }
         }
         fn accept(&self, offer: &ExtensionOffer) -> Option<(ExtensionOffer, Box<dyn Extension>)> {
             Some((offer.clone(), Box::new(ReverseState)))
@@ -693,27 +500,18 @@ mod extension_point {
         }
         fn decode(&mut self, _: u8, payload: Bytes, max: usize) -> Result<Bytes, ProtocolError> {
             if payload.len() > max {
-                return Err(ProtocolError::MessageTooLarge {
-                    size: payload.len() as u64,
-                    limit: max,
-                });
+                return Err(ProtocolError::MessageTooLarge { size: payload.len() as u64, limit: max });
             }
             Ok(payload.iter().rev().copied().collect::<Vec<_>>().into())
         }
         fn encode(&mut self, payload: Bytes) -> (u8, Bytes) {
-            (
-                RSV1,
-                payload.iter().rev().copied().collect::<Vec<_>>().into(),
-            )
+            (RSV1, payload.iter().rev().copied().collect::<Vec<_>>().into())
         }
     }
 
     #[test]
     fn negotiated_extension_sets_and_accepts_rsv1() {
-        let config = Config {
-            extensions: vec![Arc::new(Reverse)],
-            ..seeded()
-        };
+        let config = Config { extensions: vec![Arc::new(Reverse)], ..seeded() };
         let mut p = Pair::with_configs(config.clone(), config);
         p.client.send(Message::text("stressed")).unwrap();
         let wire = p.deliver_to_server();
@@ -721,10 +519,7 @@ mod extension_point {
         assert_eq!(drain(&mut p.server), vec![Event::Text("stressed".into())]);
         p.server.send(Message::binary(&b"abc"[..])).unwrap();
         p.deliver_to_client();
-        assert_eq!(
-            drain(&mut p.client),
-            vec![Event::Binary(Bytes::from_static(b"abc"))]
-        );
+        assert_eq!(drain(&mut p.client), vec![Event::Binary(Bytes::from_static(b"abc"))]);
         // Uncompressed (RSV1 clear) messages still pass.
         p.client.receive(p.now, &frame(true, 0, 1, b"plain", None));
         assert_eq!(drain(&mut p.client), vec![Event::Text("plain".into())]);
@@ -733,29 +528,19 @@ mod extension_point {
     #[test]
     fn client_rejects_unoffered_extension() {
         let now = Instant::now();
-        let mut server = Connection::server(
-            Config {
-                extensions: vec![Arc::new(Reverse)],
-                ..seeded()
-            },
-            now,
-        );
+        let mut server = Connection::server(Config { extensions: vec![Arc::new(Reverse)], ..seeded() }, now);
         let mut client = Connection::client(ClientRequest::new("h", "/"), seeded(), now).unwrap();
         // The client offered nothing; make the server answer anyway.
         let mut req = output(&mut client);
-        let head = String::from_utf8(req.clone()).unwrap().replace(
-            "\r\n\r\n",
-            "\r\nSec-WebSocket-Extensions: x-reverse\r\n\r\n",
-        );
+        let head = String::from_utf8(req.clone())
+            .unwrap()
+            .replace("\r\n\r\n", "\r\nSec-WebSocket-Extensions: x-reverse\r\n\r\n");
         req = head.into_bytes();
         server.receive(now, &req);
         let _ = drain(&mut server);
         server.accept(Accept::new()).unwrap();
         client.receive(now, &output(&mut server));
-        assert_eq!(
-            drain(&mut client)[0],
-            Event::Error(HandshakeError::UnofferedExtension("x-reverse".into()).into())
-        );
+        assert_eq!(drain(&mut client)[0], Event::Error(HandshakeError::UnofferedExtension("x-reverse".into()).into()));
     }
 }
 
@@ -763,31 +548,18 @@ mod extension_point {
 fn answers_to_messages_before_a_violation_go_out_before_the_close() {
     // Autobahn 3.2: a valid message and an invalid frame in the same read.
     let mut server = open_server(seeded());
-    let bytes = [
-        client_frame(true, 1, b"echo me"),
-        frame(true, 0x20, 1, b"bad", Some([9, 9, 9, 9])),
-    ]
-    .concat();
+    let bytes = [client_frame(true, 1, b"echo me"), frame(true, 0x20, 1, b"bad", Some([9, 9, 9, 9]))].concat();
     server.receive(Instant::now(), &bytes);
     assert_eq!(server.poll_event(), Some(Event::Text("echo me".into())));
-    assert!(
-        server.is_open(),
-        "the end applies when the caller reaches it"
-    );
+    assert!(server.is_open(), "the end applies when the caller reaches it");
     server.send(Message::text("echo me")).unwrap();
     assert_eq!(
         drain(&mut server),
-        vec![
-            Event::Error(Error::Protocol(ProtocolError::ReservedBits(0x20))),
-            closed(1002)
-        ]
+        vec![Event::Error(Error::Protocol(ProtocolError::ReservedBits(0x20))), closed(1002)]
     );
     assert_eq!(
         parse_frames(&output(&mut server)),
-        vec![
-            (OpCode::Text, b"echo me".to_vec()),
-            (OpCode::Close, 1002u16.to_be_bytes().to_vec())
-        ]
+        vec![(OpCode::Text, b"echo me".to_vec()), (OpCode::Close, 1002u16.to_be_bytes().to_vec())]
     );
     assert_eq!(server.send(Message::text("late")), Err(SendError::NotOpen));
 }
@@ -795,24 +567,14 @@ fn answers_to_messages_before_a_violation_go_out_before_the_close() {
 #[test]
 fn answers_before_a_peer_close_go_out_before_the_echo() {
     let mut server = open_server(seeded());
-    let bytes = [
-        client_frame(true, 2, b"x"),
-        client_frame(true, 8, &1000u16.to_be_bytes()),
-    ]
-    .concat();
+    let bytes = [client_frame(true, 2, b"x"), client_frame(true, 8, &1000u16.to_be_bytes())].concat();
     server.receive(Instant::now(), &bytes);
-    assert_eq!(
-        server.poll_event(),
-        Some(Event::Binary(Bytes::from_static(b"x")))
-    );
+    assert_eq!(server.poll_event(), Some(Event::Binary(Bytes::from_static(b"x"))));
     server.send(Message::binary(&b"x"[..])).unwrap();
     assert_eq!(drain(&mut server), vec![closed(1000)]);
     assert_eq!(
         parse_frames(&output(&mut server)),
-        vec![
-            (OpCode::Binary, b"x".to_vec()),
-            (OpCode::Close, 1000u16.to_be_bytes().to_vec())
-        ]
+        vec![(OpCode::Binary, b"x".to_vec()), (OpCode::Close, 1000u16.to_be_bytes().to_vec())]
     );
     assert!(server.is_finished());
 }
