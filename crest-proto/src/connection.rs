@@ -15,6 +15,7 @@ use crate::extension::Extension;
 use crate::frame::{mask, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use crate::handshake::{client, find_head_end, server, validate_headers, Accept, ClientRequest, Response};
 use crate::message::{for_each_frame, EncodedMessage, Message};
+use crate::payload::{Payload, INLINE_CAPACITY};
 use crate::recv::{Context, Receiver, Stop};
 use crate::state::{Role, State};
 use crate::timer::{Rng, Timer, Timers};
@@ -294,7 +295,7 @@ impl Connection {
                     return self.fail(Error::Timeout(TimeoutKind::Idle));
                 }
                 if self.state == State::Open && self.timers.expire(Timer::Ping, now) {
-                    self.queue_frame(control_header(OpCode::Ping, 0), Bytes::new());
+                    self.queue_frame(control_header(OpCode::Ping, 0), Payload::new());
                     self.timers.set(Timer::Ping, self.config.ping_interval.map(|d| now + d));
                 }
             }
@@ -391,6 +392,17 @@ impl Connection {
             return Err(SendError::NotOpen);
         }
         let (opcode, payload) = message.into_parts();
+        if payload.inline_parts().is_some()
+            && self.extension.is_none()
+            && self.config.max_send_frame_size >= INLINE_CAPACITY
+        {
+            // A short message without extension: one frame, nothing to split.
+            self.queue_frame(
+                FrameHeader { fin: true, rsv: 0, opcode, mask: None, payload_len: payload.len() as u64 },
+                payload,
+            );
+            return Ok(());
+        }
         if opcode.is_control() {
             if payload.len() > MAX_CONTROL_PAYLOAD {
                 return Err(SendError::ControlFrameTooLarge(payload.len()));
@@ -399,7 +411,10 @@ impl Connection {
             return Ok(());
         }
         let (rsv, payload) = match self.extension.as_mut() {
-            Some(ext) => ext.encode(payload),
+            Some(ext) => {
+                let (rsv, encoded) = ext.encode(payload.into_bytes());
+                (rsv, Payload::from(encoded))
+            }
             None => (0, payload),
         };
         let mut first_rsv = rsv;
@@ -433,7 +448,7 @@ impl Connection {
     ///
     /// # Errors
     /// As [`send`](Self::send).
-    pub fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), SendError> {
+    pub fn ping(&mut self, payload: impl Into<Payload>) -> Result<(), SendError> {
         self.send(Message::Ping(payload.into()))
     }
 
@@ -469,6 +484,15 @@ impl Connection {
     /// for a Ping and the Close echo are queued as their events are handed out.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
+        // Fast path: the next short data message straight from the buffer.
+        if self.events.is_empty() && self.ending.is_none() && matches!(self.state, State::Open | State::LocalClosing) {
+            let ctx = Context { role: self.role, config: &self.config, extension: None };
+            match self.recv.next_short(&ctx) {
+                Some(Ok(event)) => return Some(event),
+                Some(Err(stop)) => return self.stop(stop),
+                None => {}
+            }
+        }
         if let Some(event) = self.events.pop_front() {
             if matches!(event, Event::Error(_) | Event::Closed(_)) {
                 if let Some(ending) = self.ending.take() {
@@ -586,6 +610,7 @@ impl Connection {
     }
 
     /// Decodes received frames until one yields an event.
+    #[inline]
     fn next_frame_event(&mut self) -> Option<Event> {
         if !matches!(self.state, State::Open | State::LocalClosing) || self.ending.is_some() {
             return None;
@@ -606,17 +631,22 @@ impl Connection {
                 self.recv.release_if_empty();
                 None
             }
-            Err(Stop::Error(e)) => {
-                self.fail(e.into());
-                self.poll_event()
-            }
-            Err(Stop::Close(frame)) => {
+            Err(stop) => self.stop(stop),
+        }
+    }
+
+    /// Ends the connection as the receiver found it must, and reports it.
+    #[cold]
+    fn stop(&mut self, stop: Stop) -> Option<Event> {
+        match stop {
+            Stop::Error(e) => self.fail(e.into()),
+            Stop::Close(frame) => {
                 // Echo the peer's code (RFC 6455 §5.5.1); no code, empty body.
                 let echo = (frame.code != CloseCode::NO_STATUS_RECEIVED).then_some(frame.code);
-                self.end(frame, Some(echo), true);
-                self.poll_event()
+                self.end(*frame, Some(echo), true);
             }
         }
+        self.poll_event()
     }
 
     /// Fails the connection: the right Close frame or HTTP error is queued,
@@ -669,14 +699,28 @@ impl Connection {
             payload.put_u16(code.0);
             payload.put_slice(reason.as_bytes());
         }
-        let payload = payload.freeze();
+        let payload = Payload::from(payload.freeze());
         self.queue_frame(control_header(OpCode::Close, payload.len()), payload);
     }
 
     /// Encodes one frame into the output queue: unmasked with the payload
     /// shared (server), or masked while copying (client).
     #[inline]
-    fn queue_frame(&mut self, header: FrameHeader, payload: Bytes) {
+    fn queue_frame(&mut self, header: FrameHeader, payload: Payload) {
+        if let (Role::Server, Some((data, len))) = (self.role, payload.inline_parts()) {
+            // A short unmasked frame: 2-byte header (len <= 22 < 126) and the
+            // inline bytes, appended as one fixed-size block and trimmed, so
+            // no variable-length copy (a memcpy call) is needed.
+            let mut frame = [0u8; 2 + INLINE_CAPACITY];
+            frame[0] = u8::from(header.fin) << 7 | header.rsv | header.opcode.as_u8();
+            frame[1] = len as u8;
+            frame[2..].copy_from_slice(data);
+            let tail = self.tx.tail(frame.len());
+            let end = tail.len() + 2 + len;
+            tail.extend_from_slice(&frame);
+            tail.truncate(end);
+            return;
+        }
         let mut head = [0u8; MAX_HEADER_LEN];
         match self.role {
             Role::Server => {
@@ -687,7 +731,7 @@ impl Connection {
                     tail.extend_from_slice(&payload);
                 } else {
                     self.tx.tail(n).extend_from_slice(&head[..n]);
-                    self.tx.push_chunk(payload);
+                    self.tx.push_chunk(payload.into_bytes());
                 }
             }
             Role::Client => {

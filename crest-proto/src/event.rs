@@ -1,10 +1,9 @@
 //! [`Event`]: what a connection reports, drained with `poll_event`.
 
-use bytes::Bytes;
-
 use crate::close::CloseFrame;
 use crate::error::Error;
 use crate::handshake::Request;
+use crate::payload::Payload;
 use crate::text::Text;
 
 /// Something that happened on a connection, in the order it happened.
@@ -24,11 +23,11 @@ pub enum Event {
     /// A complete text message.
     Text(Text),
     /// A complete binary message.
-    Binary(Bytes),
+    Binary(Payload),
     /// A Ping arrived (its Pong is already queued when `auto_pong` is on).
-    Ping(Bytes),
+    Ping(Payload),
     /// A Pong arrived.
-    Pong(Bytes),
+    Pong(Payload),
     /// The connection failed; a Close frame with
     /// [`ProtocolError::close_code`](crate::ProtocolError::close_code), or an
     /// HTTP error response, is already queued. [`Event::Closed`] follows.

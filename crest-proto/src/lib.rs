@@ -60,9 +60,11 @@
 //!   [`Event::Error`] and [`Event::Closed`] are reported and input is ignored.
 //! - Normal closure is an event ([`Event::Closed`]), not an error. Caller
 //!   misuse is an `Err` of the call ([`SendError`]).
-//! - Payloads are [`bytes::Bytes`] both ways; received messages are slices of
-//!   the read buffer, unmasked in place; large outgoing payloads are never
-//!   copied by a server; [`EncodedMessage`] encodes a broadcast once.
+//! - Payloads are [`Payload`]s both ways: up to 22 bytes inline (no
+//!   allocation, no reference count), larger ones [`bytes::Bytes`] — received
+//!   ones are slices of the read buffer, unmasked in place, and large
+//!   outgoing ones are never copied by a server; [`EncodedMessage`] encodes
+//!   a broadcast once.
 //! - Every limit in [`Config`] is checked before memory is allocated.
 //! - Time is an input (`now: Instant`), never read; randomness comes from a
 //!   seed in [`Config`] or the OS through std.
@@ -77,6 +79,7 @@ pub mod extension;
 pub mod frame;
 pub mod handshake;
 mod message;
+mod payload;
 mod recv;
 mod state;
 mod text;
@@ -92,6 +95,7 @@ pub use event::Event;
 pub use frame::mask::{apply_mask, apply_mask_reference};
 pub use handshake::{accept_key, Accept, ClientRequest, Request, Response, UriError, WsUri};
 pub use message::{EncodedMessage, Message};
+pub use payload::{Payload, INLINE_CAPACITY};
 pub use state::{Role, State};
 pub use text::Text;
 

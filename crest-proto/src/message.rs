@@ -3,22 +3,23 @@
 use bytes::Bytes;
 
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::payload::Payload;
 use crate::text::Text;
 
 /// A message to send with [`Connection::send`](crate::Connection::send).
 ///
-/// Payloads are [`Bytes`]: a server sends a large payload as a frame header
-/// followed by the payload itself, with no copy.
+/// Payloads are [`Payload`]s: small ones inline, large ones [`Bytes`] that a
+/// server sends as a frame header followed by the payload itself, no copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A text message.
     Text(Text),
     /// A binary message.
-    Binary(Bytes),
+    Binary(Payload),
     /// A Ping control frame (payload at most 125 bytes).
-    Ping(Bytes),
+    Ping(Payload),
     /// An unsolicited Pong control frame (payload at most 125 bytes).
-    Pong(Bytes),
+    Pong(Payload),
 }
 
 impl Message {
@@ -27,14 +28,14 @@ impl Message {
         Self::Text(text.into())
     }
 
-    /// A binary message; takes `Vec<u8>`, `Bytes`, `&'static [u8]`, ...
-    pub fn binary(data: impl Into<Bytes>) -> Self {
+    /// A binary message; takes `Vec<u8>`, `Bytes`, `&[u8]`, [`Payload`], ...
+    pub fn binary(data: impl Into<Payload>) -> Self {
         Self::Binary(data.into())
     }
 
-    pub(crate) fn into_parts(self) -> (OpCode, Bytes) {
+    pub(crate) fn into_parts(self) -> (OpCode, Payload) {
         match self {
-            Self::Text(t) => (OpCode::Text, t.into_bytes()),
+            Self::Text(t) => (OpCode::Text, t.into_payload()),
             Self::Binary(b) => (OpCode::Binary, b),
             Self::Ping(b) => (OpCode::Ping, b),
             Self::Pong(b) => (OpCode::Pong, b),
@@ -76,7 +77,7 @@ impl EncodedMessage {
                 parts.push(Bytes::from(b));
             } else {
                 parts.push(Bytes::copy_from_slice(&buf[..n]));
-                parts.push(chunk);
+                parts.push(chunk.into_bytes());
             }
         });
         Self { parts, len }
@@ -95,19 +96,20 @@ impl EncodedMessage {
 
 /// Splits a message into frames of at most `max` payload bytes (zero-copy
 /// `Bytes::slice`), calling `f` with each unmasked header and payload.
-pub(crate) fn for_each_frame(opcode: OpCode, payload: Bytes, max: usize, mut f: impl FnMut(FrameHeader, Bytes)) {
+#[inline]
+pub(crate) fn for_each_frame(opcode: OpCode, payload: Payload, max: usize, mut f: impl FnMut(FrameHeader, Payload)) {
     let max = max.max(1);
     if opcode.is_control() || payload.len() <= max {
         let header = FrameHeader { fin: true, rsv: 0, opcode, mask: None, payload_len: payload.len() as u64 };
         return f(header, payload);
     }
     let mut op = opcode;
-    let mut rest = payload;
+    let mut rest = payload.into_bytes();
     while !rest.is_empty() {
         let chunk = rest.split_to(rest.len().min(max));
         let header =
             FrameHeader { fin: rest.is_empty(), rsv: 0, opcode: op, mask: None, payload_len: chunk.len() as u64 };
-        f(header, chunk);
+        f(header, Payload::from(chunk));
         op = OpCode::Continuation;
     }
 }

@@ -8,14 +8,16 @@
 //! every size is checked against its limit when the header announces it,
 //! before anything is buffered.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
 use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::extension::Extension;
-use crate::frame::{mask::apply_mask, FrameHeader, OpCode};
+use crate::frame::mask::{apply_mask, apply_mask_inline};
+use crate::frame::{FrameHeader, OpCode};
+use crate::payload::{Payload, INLINE_CAPACITY};
 use crate::state::Role;
 use crate::text::Text;
 use crate::utf8::Validator;
@@ -30,8 +32,9 @@ pub(crate) struct Context<'a> {
 /// Why processing stopped before the buffer was exhausted.
 #[derive(Debug)]
 pub(crate) enum Stop {
-    /// A valid Close frame arrived; nothing after it is processed.
-    Close(CloseFrame),
+    /// A valid Close frame arrived; nothing after it is processed. Boxed:
+    /// it happens once, and keeps the hot `Result` small.
+    Close(Box<CloseFrame>),
     /// The peer broke the protocol.
     Error(ProtocolError),
 }
@@ -46,8 +49,12 @@ struct Fragmented {
 
 #[derive(Debug, Default)]
 pub(crate) struct Receiver {
-    /// Unprocessed bytes, starting at the current frame's header.
+    /// Received bytes; those before `pos` are processed.
     pub(crate) buf: BytesMut,
+    /// Read cursor: where the current frame's header starts in `buf`. Small
+    /// messages are copied out and only move the cursor; `buf` is advanced
+    /// past them once per batch (`compact`), not once per message.
+    pos: usize,
     /// The current frame's header and header length, once decoded.
     frame: Option<(FrameHeader, usize)>,
     /// Payload bytes of the current frame already unmasked (and validated).
@@ -78,13 +85,83 @@ impl Receiver {
     /// connection must stop. Called on demand by `poll_event`: no queue of
     /// events is ever built, and each frame is decoded while its bytes are
     /// still in cache.
+    #[inline]
     pub(crate) fn next(&mut self, mut ctx: Context<'_>) -> Result<Option<Event>, Stop> {
+        if let Some(result) = self.next_short(&ctx) {
+            return result.map(Some);
+        }
+        let result = self.next_event(&mut ctx);
+        if !matches!(result, Ok(Some(_))) {
+            self.compact();
+        }
+        result
+    }
+
+    /// The fast path for the most common frame: complete in the buffer,
+    /// unfragmented (FIN, no message in progress), text or binary, no RSV
+    /// bits, at most 125 bytes (no extended length), masked as our role
+    /// requires, within the size limits. For such a frame every rule of
+    /// `check_header` holds by construction, so this only decodes; any other
+    /// frame, every violation included, returns `None` here untouched and
+    /// takes the general path. The chunking-invariance property tests compare
+    /// the two (whole input takes this path, byte-at-a-time input the other).
+    #[inline(always)]
+    pub(crate) fn next_short(&mut self, ctx: &Context<'_>) -> Option<Result<Event, Stop>> {
+        if self.frame.is_some() || self.message.is_some() {
+            return None;
+        }
+        let buf = self.buf.get_mut(self.pos..)?;
+        let (&b0, &b1) = (buf.first()?, buf.get(1)?);
+        let text = match b0 {
+            0x81 => true,
+            0x82 => false,
+            _ => return None,
+        };
+        let len = usize::from(b1 & 0x7F);
+        let masked = b1 & 0x80 != 0;
+        if len > 125 || masked != (ctx.role == Role::Server) {
+            return None;
+        }
+        if len > ctx.config.max_frame_size || len > ctx.config.max_message_size {
+            return None;
+        }
+        let header_len = if masked { 6 } else { 2 };
+        let frame = buf.get_mut(..header_len + len)?;
+        let (head, payload) = frame.split_at_mut(header_len);
+        if masked {
+            apply_mask_inline(payload, [head[2], head[3], head[4], head[5]], 0);
+        }
+        if text && !short_is_utf8(payload) {
+            return Some(Err(Stop::Error(ProtocolError::InvalidUtf8)));
+        }
+        let start = self.pos + header_len;
+        let payload = if len <= INLINE_CAPACITY {
+            self.pos = start + len;
+            Payload::inline_prefix(&self.buf[start..], len)
+        } else {
+            self.buf.advance(start);
+            self.pos = 0;
+            Payload::shared(self.buf.split_to(len).freeze())
+        };
+        Some(Ok(if text { Event::Text(Text::from_validated(payload)) } else { Event::Binary(payload) }))
+    }
+
+    /// Drops the processed bytes from the front of the buffer.
+    fn compact(&mut self) {
+        if self.pos > 0 {
+            self.buf.advance(self.pos);
+            self.pos = 0;
+        }
+    }
+
+    #[inline]
+    fn next_event(&mut self, ctx: &mut Context<'_>) -> Result<Option<Event>, Stop> {
         loop {
             let (header, header_len) = match self.frame {
                 Some(frame) => frame,
-                None => match FrameHeader::decode(&self.buf) {
+                None => match FrameHeader::decode(&self.buf[self.pos..]) {
                     Ok(Some(frame)) => {
-                        self.check_header(&frame.0, &ctx).map_err(Stop::Error)?;
+                        self.check_header(&frame.0, ctx).map_err(Stop::Error)?;
                         self.frame = Some(frame);
                         self.done = 0;
                         frame
@@ -95,13 +172,14 @@ impl Receiver {
             };
             // check_header bounded the length by max_frame_size, a usize.
             let len = header.payload_len as usize;
-            let available = (self.buf.len() - header_len).min(len);
+            let start = self.pos + header_len;
+            let available = (self.buf.len() - start).min(len);
             // A whole unfragmented text frame is validated in one SIMD pass
             // below; anything else is validated incrementally as it arrives.
             let whole_text = header.fin && header.opcode == OpCode::Text && self.done == 0 && available == len;
             if available > self.done {
                 let validate = !whole_text && self.is_plain_text(&header);
-                let fresh = &mut self.buf[header_len + self.done..header_len + available];
+                let fresh = &mut self.buf[start + self.done..start + available];
                 if let Some(key) = header.mask {
                     apply_mask(fresh, key, self.done);
                 }
@@ -113,10 +191,16 @@ impl Receiver {
             if available < len {
                 return Ok(None);
             }
-            self.buf.advance(header_len);
-            let payload = self.buf.split_to(len).freeze();
+            let payload = if len <= INLINE_CAPACITY {
+                self.pos = start + len;
+                Payload::inline_prefix(&self.buf[start..], len)
+            } else {
+                self.buf.advance(start);
+                self.pos = 0;
+                Payload::shared(self.buf.split_to(len).freeze())
+            };
             self.frame = None;
-            if let Some(event) = self.on_frame(header, payload, whole_text, &mut ctx)? {
+            if let Some(event) = self.on_frame(header, payload, whole_text, ctx)? {
                 return Ok(Some(event));
             }
         }
@@ -162,10 +246,11 @@ impl Receiver {
         }
     }
 
+    #[inline]
     fn on_frame(
         &mut self,
         header: FrameHeader,
-        payload: Bytes,
+        payload: Payload,
         whole_text: bool,
         ctx: &mut Context<'_>,
     ) -> Result<Option<Event>, Stop> {
@@ -184,7 +269,7 @@ impl Receiver {
                 message.buf.extend_from_slice(&payload);
                 if header.fin {
                     if let Some(Fragmented { opcode, rsv, buf }) = self.message.take() {
-                        return self.deliver(opcode, rsv, buf.freeze(), false, ctx).map(Some);
+                        return self.deliver(opcode, rsv, Payload::from(buf.freeze()), false, ctx).map(Some);
                     }
                 }
             }
@@ -192,7 +277,7 @@ impl Receiver {
             OpCode::Pong => return Ok(Some(Event::Pong(payload))),
             OpCode::Close => {
                 return Err(match parse_close(payload) {
-                    Ok(frame) => Stop::Close(frame),
+                    Ok(frame) => Stop::Close(Box::new(frame)),
                     Err(e) => Stop::Error(e),
                 })
             }
@@ -200,17 +285,21 @@ impl Receiver {
         Ok(None)
     }
 
+    #[inline]
     fn deliver(
         &mut self,
         opcode: OpCode,
         rsv: u8,
-        payload: Bytes,
+        payload: Payload,
         whole_text: bool,
         ctx: &mut Context<'_>,
     ) -> Result<Event, Stop> {
         let payload = match (rsv, ctx.extension.as_mut()) {
             (0, _) => payload,
-            (_, Some(ext)) => ext.as_mut().decode(rsv, payload, ctx.config.max_message_size).map_err(Stop::Error)?,
+            (_, Some(ext)) => {
+                let max = ctx.config.max_message_size;
+                Payload::from(ext.as_mut().decode(rsv, payload.into_bytes(), max).map_err(Stop::Error)?)
+            }
             // check_header admits RSV bits only with an extension.
             (_, None) => return Err(Stop::Error(ProtocolError::ReservedBits(rsv))),
         };
@@ -229,8 +318,18 @@ impl Receiver {
     }
 }
 
+/// UTF-8 check for a short payload: an ASCII scan the compiler vectorises,
+/// falling back to the full check for anything else.
+#[inline]
+fn short_is_utf8(bytes: &[u8]) -> bool {
+    let (words, rest) = bytes.as_chunks::<8>();
+    let high = words.iter().fold(0u64, |acc, w| acc | u64::from_ne_bytes(*w)) & 0x8080_8080_8080_8080;
+    let ascii = high == 0 && rest.iter().all(|b| b.is_ascii());
+    ascii || std::str::from_utf8(bytes).is_ok()
+}
+
 /// Parses a Close frame body (RFC 6455 §5.5.1, §7.4).
-fn parse_close(payload: Bytes) -> Result<CloseFrame, ProtocolError> {
+fn parse_close(payload: Payload) -> Result<CloseFrame, ProtocolError> {
     match *payload {
         [] => Ok(CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, Text::default())),
         [_] => Err(ProtocolError::InvalidCloseBody),
@@ -239,7 +338,7 @@ fn parse_close(payload: Bytes) -> Result<CloseFrame, ProtocolError> {
             if !code.is_valid_on_wire() {
                 return Err(ProtocolError::InvalidCloseCode(code.0));
             }
-            let reason = payload.slice(2..);
+            let reason = Payload::copy_from_slice(&payload[2..]);
             if simdutf8::basic::from_utf8(&reason).is_err() {
                 return Err(ProtocolError::InvalidCloseReason);
             }

@@ -12,30 +12,33 @@ use std::ops::Deref;
 
 use bytes::Bytes;
 
-/// A text message payload: [`Bytes`] known to hold valid UTF-8.
+use crate::payload::Payload;
+
+/// A text message payload: a [`Payload`] known to hold valid UTF-8.
 ///
-/// Cheap to clone (a reference count), derefs to `&str`. Received text
-/// messages are split off the read buffer without copying.
+/// Derefs to `&str`; cheap to clone (inline when small, a reference count
+/// when large). Large received text messages are slices of the read buffer.
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Text(Bytes);
+pub struct Text(Payload);
 
 impl Text {
     /// Wraps bytes after checking that they are UTF-8.
-    pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
-        std::str::from_utf8(&bytes)?;
-        Ok(Self(bytes))
+    pub fn from_utf8(bytes: impl Into<Payload>) -> Result<Self, std::str::Utf8Error> {
+        let payload = bytes.into();
+        std::str::from_utf8(&payload)?;
+        Ok(Self(payload))
     }
 
     /// A text from a static string, without allocating.
     pub const fn from_static(s: &'static str) -> Self {
-        Self(Bytes::from_static(s.as_bytes()))
+        Self(Payload::from_static(s.as_bytes()))
     }
 
     /// Wraps bytes that the caller has already validated as UTF-8.
     ///
     /// Crate-private: every caller validates first (`utf8::Validator` or
     /// `simdutf8`), which is what keeps `Deref` sound.
-    pub(crate) fn from_validated(bytes: Bytes) -> Self {
+    pub(crate) fn from_validated(bytes: Payload) -> Self {
         debug_assert!(std::str::from_utf8(&bytes).is_ok());
         Self(bytes)
     }
@@ -46,16 +49,21 @@ impl Text {
         // valid UTF-8 (`from_utf8` and `From<String>`/`From<&str>` by
         // construction or by check, `from_validated` by its callers'
         // validation), and `Bytes` is immutable, so it stays valid.
-        unsafe { std::str::from_utf8_unchecked(&self.0) }
+        unsafe { std::str::from_utf8_unchecked(self.0.as_slice()) }
     }
 
-    /// The underlying bytes.
-    pub fn as_bytes(&self) -> &Bytes {
+    /// The UTF-8 bytes.
+    pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
-    /// Converts into the underlying bytes.
+    /// Converts into [`Bytes`] (copies only a small, inline text).
     pub fn into_bytes(self) -> Bytes {
+        self.0.into_bytes()
+    }
+
+    /// Converts into the underlying [`Payload`].
+    pub fn into_payload(self) -> Payload {
         self.0
     }
 
@@ -91,13 +99,13 @@ impl AsRef<[u8]> for Text {
 
 impl From<String> for Text {
     fn from(s: String) -> Self {
-        Self(Bytes::from(s.into_bytes()))
+        Self(Payload::from(s.into_bytes()))
     }
 }
 
 impl From<&str> for Text {
     fn from(s: &str) -> Self {
-        Self(Bytes::copy_from_slice(s.as_bytes()))
+        Self(Payload::copy_from_slice(s.as_bytes()))
     }
 }
 
@@ -109,7 +117,7 @@ impl From<&String> for Text {
 
 impl From<Text> for Bytes {
     fn from(t: Text) -> Self {
-        t.0
+        t.into_bytes()
     }
 }
 

@@ -14,23 +14,34 @@
 /// Masking twice with the same key and offset restores the input.
 #[inline]
 pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
-    let key = rotate(key, offset);
-    let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    apply_mask_inline(data, key, offset);
+}
+
+/// [`apply_mask`], always inlined: for the receive fast path, where the
+/// call would cost as much as masking a short payload.
+#[inline(always)]
+pub(crate) fn apply_mask_inline(data: &mut [u8], key: [u8; 4], offset: usize) {
+    // The key as seen from `data[0]`: rotating the bytes left by `offset % 4`
+    // is a right rotation of their little-endian word.
+    let k32 = u32::from_le_bytes(key).rotate_right(8 * (offset % 4) as u32);
+    let k64 = u64::from(k32) | u64::from(k32) << 32;
     let (chunks, rest) = data.as_chunks_mut::<8>();
     for chunk in chunks {
-        *chunk = (u64::from_ne_bytes(*chunk) ^ wide).to_ne_bytes();
+        *chunk = (u64::from_le_bytes(*chunk) ^ k64).to_le_bytes();
     }
     // `chunks` covered a multiple of 8 bytes, so the key phase is unchanged.
-    for (byte, k) in rest.iter_mut().zip(key.iter().cycle()) {
+    for (byte, k) in rest.iter_mut().zip(k64.to_le_bytes()) {
         *byte ^= k;
     }
 }
 
 /// The byte-at-a-time definition from RFC 6455 §5.3, the reference that
-/// [`apply_mask`] is tested and fuzzed against.
+/// [`apply_mask`] is tested and fuzzed against. Any `offset` is accepted, as
+/// by `apply_mask`: only its value mod 4 matters.
 pub fn apply_mask_reference(data: &mut [u8], key: [u8; 4], offset: usize) {
     for (i, byte) in data.iter_mut().enumerate() {
-        *byte ^= key[(i + offset) % 4];
+        // (i + offset) % 4, without the overflow near usize::MAX.
+        *byte ^= key[(i % 4 + offset % 4) % 4];
     }
 }
 
@@ -40,12 +51,6 @@ pub(crate) fn extend_masked(dst: &mut bytes::BytesMut, src: &[u8], key: [u8; 4])
     let start = dst.len();
     dst.extend_from_slice(src);
     apply_mask(&mut dst[start..], key, 0);
-}
-
-fn rotate(key: [u8; 4], offset: usize) -> [u8; 4] {
-    let mut k = key;
-    k.rotate_left(offset % 4);
-    k
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::Payload;
+
 use super::pair::*;
 use crate::frame::OpCode;
 use crate::{
@@ -134,7 +136,7 @@ fn control_frames_interleave_with_fragments_and_pong_is_automatic() {
     let bytes =
         [client_frame(false, 1, b"Hel"), client_frame(true, 9, b"ping!"), client_frame(true, 0, b"lo")].concat();
     server.receive(Instant::now(), &bytes);
-    assert_eq!(drain(&mut server), vec![Event::Ping(Bytes::from_static(b"ping!")), Event::Text("Hello".into())]);
+    assert_eq!(drain(&mut server), vec![Event::Ping(Payload::from_static(b"ping!")), Event::Text("Hello".into())]);
     assert_eq!(parse_frames(&output(&mut server)), vec![(OpCode::Pong, b"ping!".to_vec())]);
 }
 
@@ -142,7 +144,7 @@ fn control_frames_interleave_with_fragments_and_pong_is_automatic() {
 fn auto_pong_can_be_switched_off() {
     let mut server = open_server(Config { auto_pong: false, ..seeded() });
     server.receive(Instant::now(), &client_frame(true, 9, b"x"));
-    assert_eq!(drain(&mut server), vec![Event::Ping(Bytes::from_static(b"x"))]);
+    assert_eq!(drain(&mut server), vec![Event::Ping(Payload::from_static(b"x"))]);
     assert!(output(&mut server).is_empty());
 }
 
@@ -259,12 +261,12 @@ fn client_and_server_exchange_messages_both_ways() {
     p.client.send(Message::text("hi")).unwrap();
     p.client.send(Message::binary(vec![1, 2, 3])).unwrap();
     p.deliver_to_server();
-    assert_eq!(drain(&mut p.server), vec![Event::Text("hi".into()), Event::Binary(Bytes::from_static(&[1, 2, 3]))]);
+    assert_eq!(drain(&mut p.server), vec![Event::Text("hi".into()), Event::Binary(Payload::from_static(&[1, 2, 3]))]);
     p.server.send(Message::text("back")).unwrap();
     let big = Bytes::from(vec![7u8; 100_000]);
-    p.server.send(Message::Binary(big.clone())).unwrap();
+    p.server.send(Message::Binary(big.clone().into())).unwrap();
     p.deliver_to_client();
-    assert_eq!(drain(&mut p.client), vec![Event::Text("back".into()), Event::Binary(big)]);
+    assert_eq!(drain(&mut p.client), vec![Event::Text("back".into()), Event::Binary(big.into())]);
 }
 
 #[test]
@@ -357,10 +359,10 @@ fn heartbeat_pings_and_idle_timeout() {
     p.server.handle_timeout(p.now);
     let wire = p.deliver_to_client();
     assert_eq!(parse_frames(&wire), vec![(OpCode::Ping, vec![])]);
-    assert_eq!(drain(&mut p.client), vec![Event::Ping(Bytes::new())]);
+    assert_eq!(drain(&mut p.client), vec![Event::Ping(Payload::new())]);
     // The client's automatic pong counts as activity.
     p.deliver_to_server();
-    assert_eq!(drain(&mut p.server), vec![Event::Pong(Bytes::new())]);
+    assert_eq!(drain(&mut p.server), vec![Event::Pong(Payload::new())]);
     assert_eq!(p.server.poll_timeout(), Some(t0 + Duration::from_secs(20)));
     // Now the client goes silent: pings at 20 s and 30 s go unanswered, and
     // the idle timeout fires 25 s after the pong that arrived at 10 s.
@@ -406,7 +408,7 @@ fn large_messages_are_fragmented_on_send() {
 fn broadcast_encoding_is_shared_not_copied() {
     let mut p = Pair::open();
     let payload = Bytes::from(vec![9u8; 64 * 1024]);
-    let enc = EncodedMessage::new(Message::Binary(payload.clone()), 1 << 20);
+    let enc = EncodedMessage::new(Message::Binary(payload.clone().into()), 1 << 20);
     p.server.send_encoded(&enc).unwrap();
     let mut chunks = Vec::new();
     while let Some(c) = p.server.poll_transmit_bytes() {
@@ -415,7 +417,7 @@ fn broadcast_encoding_is_shared_not_copied() {
     assert_eq!(chunks.len(), 2);
     assert_eq!(chunks[1].as_ptr(), payload.as_ptr(), "the payload is the caller's own Bytes");
     p.client.receive(p.now, &chunks.concat());
-    assert_eq!(drain(&mut p.client), vec![Event::Binary(payload)]);
+    assert_eq!(drain(&mut p.client), vec![Event::Binary(payload.into())]);
 }
 
 #[test]
@@ -519,7 +521,7 @@ mod extension_point {
         assert_eq!(drain(&mut p.server), vec![Event::Text("stressed".into())]);
         p.server.send(Message::binary(&b"abc"[..])).unwrap();
         p.deliver_to_client();
-        assert_eq!(drain(&mut p.client), vec![Event::Binary(Bytes::from_static(b"abc"))]);
+        assert_eq!(drain(&mut p.client), vec![Event::Binary(Payload::from_static(b"abc"))]);
         // Uncompressed (RSV1 clear) messages still pass.
         p.client.receive(p.now, &frame(true, 0, 1, b"plain", None));
         assert_eq!(drain(&mut p.client), vec![Event::Text("plain".into())]);
@@ -569,7 +571,7 @@ fn answers_before_a_peer_close_go_out_before_the_echo() {
     let mut server = open_server(seeded());
     let bytes = [client_frame(true, 2, b"x"), client_frame(true, 8, &1000u16.to_be_bytes())].concat();
     server.receive(Instant::now(), &bytes);
-    assert_eq!(server.poll_event(), Some(Event::Binary(Bytes::from_static(b"x"))));
+    assert_eq!(server.poll_event(), Some(Event::Binary(Payload::from_static(b"x"))));
     server.send(Message::binary(&b"x"[..])).unwrap();
     assert_eq!(drain(&mut server), vec![closed(1000)]);
     assert_eq!(
@@ -577,4 +579,11 @@ fn answers_before_a_peer_close_go_out_before_the_echo() {
         vec![(OpCode::Binary, b"x".to_vec()), (OpCode::Close, 1000u16.to_be_bytes().to_vec())]
     );
     assert!(server.is_finished());
+}
+
+#[test]
+fn events_and_payloads_stay_small() {
+    // Moved on every poll_event: keep them a few words.
+    assert_eq!(std::mem::size_of::<Payload>(), std::mem::size_of::<Bytes>());
+    assert!(std::mem::size_of::<Event>() <= 48, "{}", std::mem::size_of::<Event>());
 }
