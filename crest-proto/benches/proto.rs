@@ -214,6 +214,25 @@ fn main() {
     }
     let _ = memcpy_same;
 
+    // --- what Text's one `unsafe` (from_utf8_unchecked in text.rs) saves ---
+    if wanted("second UTF-8") {
+        let text = "κόσμε ascii and more ".repeat(mib / 24).into_bytes();
+        let per_iter = measure(
+            100,
+            || (),
+            |_| {
+                black_box(std::str::from_utf8(black_box(&text)).is_ok());
+            },
+        );
+        rows.push(Row {
+            name: "second UTF-8 check of 1 MiB (avoided by Text's unchecked deref)".into(),
+            per_iter,
+            bytes: text.len(),
+            messages: 0,
+            note: "what every &str access would cost without text.rs's one unsafe block".into(),
+        });
+    }
+
     // --- in-memory echo: receive every message of a buffer, encode each reply ---
     for &(size, count) in &[(16usize, 10_000usize), (1024, 1000)] {
         let name = format!("echo {size} B text (receive + send + poll_transmit)");

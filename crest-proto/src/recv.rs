@@ -69,7 +69,9 @@ impl Receiver {
     /// Drops the buffer's hold on its memory block once everything in it is
     /// processed, so a quiet connection holds no read memory.
     pub(crate) fn release_if_empty(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() != 0 {
+        // Not `capacity() != 0`: an empty buffer split off the end of a
+        // shared block has no capacity but still holds the whole block.
+        if self.buf.is_empty() {
             self.buf = BytesMut::new();
         }
     }

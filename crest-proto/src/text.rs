@@ -4,7 +4,8 @@
 //! `from_utf8_unchecked`, on bytes whose validity is an invariant of the type.
 //! Without it every `&str` access would re-validate the message (a second
 //! full pass over every text message received, measured in
-//! `benches/proto.rs`), or messages would have to be copied into `String`s.
+//! `benches/proto.rs`, row "second UTF-8 check"), or messages would have to
+//! be copied into `String`s.
 #![allow(unsafe_code)]
 
 use std::fmt;

@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{has_token, header_values, httparse_error, validate_headers, write_header};
+use super::{has_token, header_values, httparse_error, is_token, validate_headers, write_header};
 use crate::config::Config;
 use crate::error::{HandshakeError, SendError};
 use crate::extension::{Extension, ExtensionOffer};
@@ -123,7 +123,8 @@ impl ClientRequest {
     }
 
     /// Offer a subprotocol (`Sec-WebSocket-Protocol`); call once per protocol,
-    /// most preferred first.
+    /// most preferred first. Each must be an HTTP token (RFC 6455 §4.1):
+    /// [`Connection::client`](crate::Connection::client) refuses others.
     pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
         self.protocols.push(protocol.into());
         self
@@ -146,6 +147,15 @@ impl ClientRequest {
         let line_safe = |s: &str| !s.is_empty() && !s.bytes().any(|b| b < 0x21 || b == 0x7F);
         if !line_safe(&self.resource) {
             return Err(SendError::InvalidHeader("request target".into()));
+        }
+        // A blank Host is refused by every server (RFC 7230 §5.4).
+        if self.host.trim_ascii().is_empty() {
+            return Err(SendError::InvalidHeader("Host".into()));
+        }
+        // Each subprotocol must be a token: the server splits the header at
+        // commas and trims, so anything else would offer other names.
+        if !self.protocols.iter().all(|p| is_token(p)) {
+            return Err(SendError::InvalidHeader("Sec-WebSocket-Protocol".into()));
         }
         let mut all = vec![("Host".to_owned(), self.host.clone())];
         all.extend(self.protocols.iter().map(|p| ("Sec-WebSocket-Protocol".to_owned(), p.clone())));

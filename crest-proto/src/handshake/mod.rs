@@ -200,14 +200,19 @@ pub(crate) fn write_header(out: &mut BytesMut, name: &str, value: &str) {
 /// characters: either could split or forge the response head.
 pub(crate) fn validate_headers(headers: &[(String, String)]) -> Result<(), SendError> {
     for (name, value) in headers {
-        let name_ok =
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        let name_ok = is_token(name);
         let value_ok = value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7F));
         if !name_ok || !value_ok {
             return Err(SendError::InvalidHeader(name.clone()));
         }
     }
     Ok(())
+}
+
+/// Whether `s` is an HTTP token (RFC 7230 §3.2.6), as header names and the
+/// subprotocols of `Sec-WebSocket-Protocol` (RFC 6455 §4.1) must be.
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn reason_phrase(status: u16) -> &'static str {

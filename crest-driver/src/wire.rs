@@ -1,0 +1,370 @@
+//! [`Wire`]: the I/O-facing half of a connection, shared by the callback
+//! [`Session`](crate::Session) and the adapters' `Stream + Sink` type: the
+//! read buffer, the output queue for vectored writes, read pausing, and the
+//! lingering close.
+//!
+//! - **Reading.** [`read_buf`](Wire::read_buf) reserves a buffer only when
+//!   the socket is readable, so an idle connection holds none; what was read
+//!   is split off and handed to crest-proto without copying, and the
+//!   buffer is given back as soon as a read would block. Reservations start
+//!   at [`READ_MIN`], double while reads fill them (up to [`READ_MAX`]) and
+//!   halve when reads use little of them.
+//! - **Writing.** Chunks from `Connection::poll_transmit_bytes` (small frames
+//!   coalesced, large payloads as their own `Bytes`) are written with one
+//!   vectored write; [`io_slices`](Wire::io_slices) lends them and
+//!   [`transmitted`](Wire::transmitted) consumes what was written.
+//! - **Back-pressure.** While more than [`READ_PAUSE`] bytes wait to be
+//!   written, [`wants_read`](Wire::wants_read) is false: a peer that sends
+//!   without reading our replies is slowed down by TCP instead of growing
+//!   our memory.
+//! - **Lingering close.** Once the WebSocket is closed and everything was
+//!   written, the write side is shut down (FIN) and input is read and
+//!   discarded until the peer's EOF or [`LINGER`]: closing a socket with
+//!   unread input would reset it and could destroy our last frames in flight.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use crest_proto::Connection;
+
+/// The first read of a burst reserves this much: enough for any opening
+/// handshake and a batch of small messages, small enough that a burst of
+/// handshakes leaves little memory behind.
+pub const READ_MIN: usize = 4 * 1024;
+/// Reads that fill their buffer double the next reservation, up to this.
+pub const READ_MAX: usize = 256 * 1024;
+/// Reading pauses while more than this many bytes wait to be written.
+pub const READ_PAUSE: usize = 256 * 1024;
+/// Most time spent draining input after our FIN before dropping the socket.
+pub const LINGER: Duration = Duration::from_secs(2);
+/// A connection whose reads grew past [`READ_MIN`] keeps its read buffer
+/// this long after its last read: bulk traffic then reuses one block instead
+/// of allocating (and the allocator trimming) one per burst, and a
+/// connection that went quiet still gives it back.
+pub const READ_KEEP: Duration = Duration::from_secs(1);
+/// Most chunks one vectored write takes (Linux's `UIO_MAXIOV` is 1024; a
+/// few dozen already fill any socket buffer).
+pub const MAX_IOV: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Io {
+    /// Moving bytes both ways.
+    Active,
+    /// Closed and flushed: shut down writing (`shut` once done), drain reads
+    /// until EOF or the deadline (kept in `Wire::clock`).
+    Linger { shut: bool },
+    /// Drop the socket.
+    Done,
+}
+
+/// The buffers of a connection that is moving bytes. Boxed and dropped
+/// when the connection goes quiet: an idle connection's task holds only a
+/// pointer (the task's size decides its allocation class, ~640 bytes).
+#[derive(Debug, Default)]
+struct Buffers {
+    rbuf: BytesMut,
+    out: VecDeque<Bytes>,
+    out_len: usize,
+    /// When to give back a read buffer kept between bursts.
+    release_at: Option<Instant>,
+}
+
+/// A `crest_proto::Connection` plus the buffers between it and a socket.
+#[derive(Debug)]
+pub struct Wire {
+    conn: Connection,
+    bufs: Option<Box<Buffers>>,
+    io: Io,
+    eof: bool,
+    linger: bool,
+    /// Bytes to reserve for the next read (kept while the buffers are not).
+    read_size: u32,
+    /// The latest time an input carried; the linger deadline once lingering.
+    clock: Instant,
+}
+
+impl Wire {
+    /// Wraps a connection.
+    pub fn new(conn: Connection, now: Instant) -> Self {
+        Self { conn, bufs: None, io: Io::Active, eof: false, linger: true, read_size: READ_MIN as u32, clock: now }
+    }
+
+    /// The protocol state machine.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The protocol state machine, for commands.
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The latest time an input carried.
+    pub fn now(&self) -> Instant {
+        self.clock
+    }
+
+    fn bufs(&mut self) -> &mut Buffers {
+        self.bufs.get_or_insert_with(Box::default)
+    }
+
+    /// Gives the buffers back once nothing is in them and the connection
+    /// holds no partial frame (the read buffer's spare capacity is where
+    /// the rest of that frame lands, next to its start, with no copy).
+    fn release(&mut self) {
+        let idle = |b: &Buffers| b.rbuf.capacity() == 0 && b.out.is_empty();
+        if self.bufs.as_deref().is_some_and(idle) && self.conn.buffered_len() == 0 {
+            self.bufs = None;
+        }
+    }
+
+    // ----- reading -----
+
+    /// Whether to read from the socket now.
+    pub fn wants_read(&self) -> bool {
+        match self.io {
+            Io::Active => !self.eof && self.unsent() <= READ_PAUSE,
+            Io::Linger { .. } => !self.eof,
+            Io::Done => false,
+        }
+    }
+
+    /// The buffer to read into, with spare capacity. Call when the socket is
+    /// readable; then [`received`](Self::received) (bytes appended) or
+    /// [`read_blocked`](Self::read_blocked) (nothing to read).
+    pub fn read_buf(&mut self) -> &mut BytesMut {
+        let size = self.read_size as usize;
+        let b = self.bufs();
+        if b.rbuf.capacity() - b.rbuf.len() < READ_MIN / 4 {
+            b.rbuf.reserve(size);
+        }
+        &mut b.rbuf
+    }
+
+    /// Feeds what was appended to [`read_buf`](Self::read_buf) to the
+    /// connection (without copying). While lingering it is discarded.
+    pub fn received(&mut self, now: Instant) {
+        let size = self.read_size as usize;
+        let b = self.bufs();
+        let (filled, small) = (b.rbuf.capacity() == b.rbuf.len(), b.rbuf.len() < size / 8);
+        let data = b.rbuf.split();
+        b.release_at = None;
+        if filled {
+            // The read filled the buffer: more is coming.
+            self.read_size = (size * 2).min(READ_MAX) as u32;
+        } else if small {
+            self.read_size = (size / 2).max(READ_MIN) as u32;
+        }
+        if self.io == Io::Active {
+            self.clock = now;
+            self.conn.receive_bytes(now, data);
+        }
+    }
+
+    /// The socket had nothing to read. Give the read buffer back, so an
+    /// idle connection holds none; but keep it while the connection holds
+    /// part of a frame (its rest lands right after it in the same block, so
+    /// crest-proto need not copy it), and for [`READ_KEEP`] after bulk reads.
+    pub fn read_blocked(&mut self) {
+        let partial = self.conn.buffered_len() > 0;
+        let bulk = self.read_size as usize > READ_MIN;
+        let keep_until = self.clock + READ_KEEP;
+        if let Some(b) = &mut self.bufs {
+            if partial {
+                b.release_at = None;
+            } else if bulk && b.rbuf.is_empty() {
+                b.release_at = Some(keep_until);
+            } else if b.rbuf.is_empty() {
+                b.rbuf = BytesMut::new();
+            }
+        }
+        self.release();
+    }
+
+    /// The peer closed its side. Returns whether the connection was still
+    /// active (the caller then reports the events that follow).
+    pub fn receive_eof(&mut self) -> bool {
+        self.eof = true;
+        match self.io {
+            Io::Active => {
+                self.conn.receive_eof();
+                true
+            }
+            Io::Linger { .. } => {
+                self.io = Io::Done;
+                false
+            }
+            Io::Done => false,
+        }
+    }
+
+    // ----- writing -----
+
+    /// Bytes accepted by the connection and not yet written.
+    pub fn unsent(&self) -> usize {
+        self.bufs.as_ref().map_or(0, |b| b.out_len) + self.conn.pending_transmit()
+    }
+
+    /// The first output chunk (for transports without vectored writes).
+    pub fn first_chunk(&self) -> &[u8] {
+        self.bufs.as_ref().and_then(|b| b.out.front()).map_or(&[], |c| c)
+    }
+
+    // ----- closing -----
+
+    /// Whether to shut down the socket's write side now (send FIN).
+    pub fn wants_shutdown(&self) -> bool {
+        self.io == Io::Linger { shut: false }
+    }
+
+    /// The write side was shut down.
+    pub fn shutdown_sent(&mut self) {
+        if let Io::Linger { shut } = &mut self.io {
+            *shut = true;
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.io {
+            Io::Active => {
+                let release = self.bufs.as_ref().and_then(|b| b.release_at);
+                match (self.conn.poll_timeout(), release) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            Io::Linger { .. } => Some(self.clock),
+            Io::Done => None,
+        }
+    }
+
+    /// The deadline came. Returns whether the connection was still active
+    /// (the caller then reports the events that follow).
+    pub fn handle_timeout(&mut self, now: Instant) -> bool {
+        match self.io {
+            Io::Active => {
+                self.clock = now;
+                if let Some(b) = &mut self.bufs {
+                    if b.release_at.is_some_and(|at| at <= now) {
+                        b.release_at = None;
+                        b.rbuf = BytesMut::new();
+                        self.read_size = READ_MIN as u32;
+                    }
+                }
+                self.release();
+                self.conn.handle_timeout(now);
+                true
+            }
+            Io::Linger { .. } if now >= self.clock => {
+                self.io = Io::Done;
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Stops everything: the socket is to be dropped, unsent output is lost.
+    pub fn abort(&mut self) {
+        self.io = Io::Done;
+        self.bufs = None;
+    }
+
+    /// Skips the lingering close: the peer stopped responding (a timer
+    /// expired), so waiting for its EOF is pointless.
+    pub fn skip_linger(&mut self) {
+        self.linger = false;
+    }
+
+    /// Whether the socket should now be dropped.
+    pub fn is_finished(&self) -> bool {
+        self.io == Io::Done
+    }
+
+    /// Moves to lingering (or done) once the connection is finished and
+    /// every byte was written. Call after every input and command.
+    pub fn update(&mut self) {
+        let flushed = self.bufs.as_ref().is_none_or(|b| b.out.is_empty());
+        if self.io == Io::Active && flushed && self.conn.is_finished() {
+            if self.eof || !self.linger {
+                self.io = Io::Done;
+            } else {
+                self.io = Io::Linger { shut: false };
+                self.clock += LINGER;
+            }
+        }
+    }
+}
+
+/// The output side of a connection, as a vectored writer sees it. Written by
+/// every adapter's flush loop:
+///
+/// ```text
+/// while t.wants_write() {
+///     let n = t.io_slices(&mut iov);
+///     match write_vectored(&iov[..n]) { Ok(k) => t.transmitted(k), Err(WouldBlock) => wait, .. }
+/// }
+/// ```
+pub trait Transmit {
+    /// Whether there is output to write (takes it from the connection).
+    fn wants_write(&mut self) -> bool;
+
+    /// Lends the output for a vectored write: fills `dst` with up to
+    /// `dst.len()` chunks, returns how many.
+    fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize;
+
+    /// `n` bytes of the output were written.
+    fn transmitted(&mut self, n: usize);
+}
+
+impl Transmit for Wire {
+    fn wants_write(&mut self) -> bool {
+        if self.io == Io::Done {
+            return false;
+        }
+        if self.conn.pending_transmit() > 0 {
+            let b = self.bufs.get_or_insert_with(Box::default);
+            while let Some(chunk) = self.conn.poll_transmit_bytes() {
+                if !chunk.is_empty() {
+                    b.out_len += chunk.len();
+                    b.out.push_back(chunk);
+                }
+            }
+        }
+        self.bufs.as_ref().is_some_and(|b| !b.out.is_empty())
+    }
+
+    fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let Some(b) = &self.bufs else { return 0 };
+        let mut n = 0;
+        for (slot, chunk) in dst.iter_mut().zip(&b.out) {
+            *slot = IoSlice::new(chunk);
+            n += 1;
+        }
+        n
+    }
+
+    fn transmitted(&mut self, mut n: usize) {
+        if let Some(b) = &mut self.bufs {
+            b.out_len -= n.min(b.out_len);
+            while n > 0 {
+                let Some(front) = b.out.front_mut() else {
+                    break;
+                };
+                if n < front.len() {
+                    front.advance(n);
+                    break;
+                }
+                n -= front.len();
+                b.out.pop_front();
+            }
+            if b.out.is_empty() && b.out.capacity() > 0 {
+                b.out = VecDeque::new();
+            }
+        }
+        self.release();
+        self.update();
+    }
+}

@@ -1,0 +1,70 @@
+//! The chat server of the product page, with a real JSON parser: every
+//! message it sends is valid JSON, whatever people type.
+//!
+//! - on connect: the page's welcome message, and the user is "Anonymous";
+//! - `{"type":"join","username":NAME}` → everyone gets `{"type":"join","user":NAME}`;
+//! - any other message → everyone gets `{"type":"message","user":NAME,"text":TEXT}`,
+//!   TEXT being the message's `text` field when it is a JSON object with one,
+//!   else the message as received;
+//! - on close → everyone else gets `{"type":"leave","user":NAME}`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crest_tokio::{ConnId, WebSocketServer};
+use serde_json::Value;
+
+/// The page's welcome message.
+pub(crate) const WELCOME: &str = r#"{"type":"welcome","message":"Connected!"}"#;
+
+/// Longest user name kept, in characters.
+const MAX_NAME: usize = 64;
+
+/// A `WebSocketServer` running the chat. JSON values are written by
+/// serde_json (`Value`'s `Display` escapes strings), so the output is always
+/// valid JSON, with the keys in the page's order.
+pub(crate) fn chat_server() -> WebSocketServer {
+    let ws = WebSocketServer::new();
+    let users: Arc<Mutex<HashMap<ConnId, String>>> = Arc::default();
+
+    let names = users.clone();
+    ws.on_connect(move |conn| {
+        println!("Client connected: {}", conn.id());
+        names.lock().unwrap().insert(conn.id(), "Anonymous".into());
+        let _ = conn.send(WELCOME);
+    });
+
+    let (names, all) = (users.clone(), ws.clone());
+    ws.on_message(move |conn, message| {
+        println!("Received: {message}");
+        let parsed: Option<Value> = serde_json::from_str(&message).ok();
+        let object = parsed.as_ref().and_then(Value::as_object);
+        if object.and_then(|o| o.get("type")).and_then(Value::as_str) == Some("join") {
+            let name = object
+                .and_then(|o| o.get("username"))
+                .and_then(Value::as_str)
+                .map(|n| n.trim().chars().take(MAX_NAME).collect::<String>())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "Anonymous".into());
+            names.lock().unwrap().insert(conn.id(), name.clone());
+            all.broadcast(format!(r#"{{"type":"join","user":{}}}"#, Value::from(name)));
+        } else {
+            let user = names.lock().unwrap().get(&conn.id()).cloned().unwrap_or_default();
+            let text = match object.and_then(|o| o.get("text")) {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => message.to_string(),
+            };
+            all.broadcast(format!(r#"{{"type":"message","user":{},"text":{}}}"#, Value::from(user), Value::from(text)));
+        }
+    });
+
+    let (names, all) = (users, ws.clone());
+    ws.on_close(move |conn, code, reason| {
+        println!("Client disconnected: {} ({code} {reason})", conn.id());
+        if let Some(user) = names.lock().unwrap().remove(&conn.id()) {
+            all.broadcast(format!(r#"{{"type":"leave","user":{}}}"#, Value::from(user)));
+        }
+    });
+    ws
+}

@@ -1,0 +1,80 @@
+//! Client connections: [`Connect::connect`] with callbacks, or [`connect`]
+//! for a `Stream + Sink` of messages.
+
+use std::future::{poll_fn, Future};
+use std::time::Instant;
+
+use crest_driver::{Conn, Error, Result, Session, WebSocketClient};
+use tokio::net::TcpStream;
+
+use crate::driver::Driver;
+use crate::stream::WebSocket;
+
+/// `connect(url)` for a [`WebSocketClient`]: the connection runs in its own
+/// task and calls the client's callbacks, like a server's connections.
+///
+/// ```no_run
+/// use crest_tokio::{Connect, WebSocketClient};
+///
+/// # async fn demo() -> crest_tokio::Result<()> {
+/// let client = WebSocketClient::new();
+/// client.on_connect(|conn| { let _ = conn.send(r#"{"type":"join","username":"Alice"}"#); });
+/// client.on_message(|_conn, message| println!("Received: {message}"));
+/// client.on_close(|_conn, code, reason| println!("Disconnected: {code} {reason}"));
+/// let conn = client.connect("ws://localhost:8000/ws").await?;
+/// conn.send(r#"{"type":"message","text":"hi"}"#)?;
+/// # Ok(()) }
+/// ```
+pub trait Connect {
+    /// Opens a connection to `url` (`ws://host[:port][/path]`): resolves once
+    /// the opening handshake completed and `on_connect` ran.
+    ///
+    /// # Errors
+    /// A malformed URL, `wss://` ([`Error::TlsRequired`]), a failed TCP
+    /// connection, or a refused handshake (`Error::Protocol` with the HTTP
+    /// status in its `HandshakeError`).
+    fn connect(&self, url: &str) -> impl Future<Output = Result<Conn>> + Send;
+}
+
+impl Connect for WebSocketClient {
+    async fn connect(&self, url: &str) -> Result<Conn> {
+        let plan = self.plan(url)?;
+        let stream = TcpStream::connect((plan.host.as_str(), plan.port)).await?;
+        stream.set_nodelay(true)?;
+        let peer = stream.peer_addr()?;
+        let session = Session::connect(plan, peer, Instant::now())?;
+        let mut driver = Driver::new(session, stream);
+        poll_fn(|cx| driver.drive(cx, Session::has_opened)).await;
+        if !driver.session.has_opened() {
+            return Err(driver.session.take_error().unwrap_or(Error::Closed));
+        }
+        let conn = driver.session.handle().clone();
+        tokio::spawn(driver);
+        Ok(conn)
+    }
+}
+
+/// Opens a client connection to `url` as a [`WebSocket`]: a `Stream` of
+/// received messages and a `Sink` of messages to send.
+///
+/// ```no_run
+/// use futures_util::{SinkExt, StreamExt};
+/// use crest_tokio::Message;
+///
+/// # async fn demo() -> crest_tokio::Result<()> {
+/// let mut ws = crest_tokio::connect("ws://localhost:8000/ws").await?;
+/// ws.send(Message::text("hello")).await?;
+/// while let Some(message) = ws.next().await {
+///     println!("{:?}", message?);
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// As [`Connect::connect`].
+pub async fn connect(url: &str) -> Result<WebSocket<TcpStream>> {
+    let plan = WebSocketClient::new().plan(url)?;
+    let stream = TcpStream::connect((plan.host.as_str(), plan.port)).await?;
+    stream.set_nodelay(true)?;
+    WebSocket::client(stream, plan.request, plan.config).await
+}

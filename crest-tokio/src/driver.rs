@@ -1,0 +1,133 @@
+//! The per-connection task: one loop moving bytes between a `TcpStream` and
+//! a [`Session`], which makes every decision.
+//!
+//! - read: wait for readability, then `try_read_buf` into a buffer reserved
+//!   only now (an idle connection holds no read buffer);
+//! - write: the session's chunks in one vectored write;
+//! - sleep: until the session's deadline (a boxed `Sleep`, allocated only
+//!   while a deadline exists);
+//! - wake: on commands from `Conn` handles (the session's inbox waker).
+//!
+//! It is a hand-written future rather than an `async fn` with `select!`, so
+//! the task stores only this struct: no futures of pending branches, no I/O
+//! slice arrays (those live on the stack during a poll).
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use crest_driver::wire::MAX_IOV;
+use crest_driver::{Session, Transmit};
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
+
+/// Iterations of the loop before yielding to other tasks.
+const BUDGET: u32 = 32;
+
+/// A connection's task: a session and its socket.
+#[derive(Debug)]
+pub(crate) struct Driver {
+    pub(crate) session: Session,
+    stream: TcpStream,
+    timer: Timer,
+}
+
+impl Driver {
+    pub(crate) fn new(session: Session, stream: TcpStream) -> Self {
+        Self { session, stream, timer: Timer::default() }
+    }
+
+    /// Runs the loop until `done(session)` holds or the socket is finished.
+    pub(crate) fn drive(&mut self, cx: &mut Context<'_>, done: fn(&Session) -> bool) -> Poll<()> {
+        let s = &mut self.session;
+        for _ in 0..BUDGET {
+            if let Poll::Ready(Err(e)) = poll_write(&mut self.stream, s, cx) {
+                s.io_error(e);
+            }
+            if s.wants_shutdown() {
+                match Pin::new(&mut self.stream).poll_shutdown(cx) {
+                    Poll::Ready(Ok(())) => s.shutdown_sent(),
+                    Poll::Ready(Err(e)) => s.io_error(e),
+                    Poll::Pending => {}
+                }
+            }
+            if s.is_finished() || done(s) {
+                return Poll::Ready(());
+            }
+            let mut progress = false;
+            if s.wants_read() {
+                if let Poll::Ready(ready) = self.stream.poll_read_ready(cx) {
+                    progress = true;
+                    match ready.and_then(|()| self.stream.try_read_buf(s.read_buf())) {
+                        Ok(0) => s.receive_eof(),
+                        Ok(_) => s.received(Instant::now()),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.read_blocked(),
+                        Err(e) => s.io_error(e),
+                    }
+                }
+            }
+            if self.timer.poll(cx, s.poll_timeout()) {
+                s.handle_timeout(Instant::now());
+                progress = true;
+            }
+            progress |= s.handle_commands(Instant::now);
+            if !progress && s.arm(cx.waker()) {
+                return Poll::Pending;
+            }
+        }
+        // Busy connection: let the others run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().drive(cx, |_| false)
+    }
+}
+
+/// Writes the output with vectored writes until it is all written (`Ready(Ok)`),
+/// the socket is full (`Pending`, writability registered) or fails.
+pub(crate) fn poll_write<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    t: &mut impl Transmit,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    while t.wants_write() {
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let n = t.io_slices(&mut iov);
+        match ready!(Pin::new(&mut *io).poll_write_vectored(cx, &iov[..n])) {
+            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Ok(k) => t.transmitted(k),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+    Poll::Ready(Ok(()))
+}
+
+/// A deadline timer that holds memory only while armed.
+#[derive(Debug, Default)]
+pub(crate) struct Timer(Option<Pin<Box<Sleep>>>);
+
+impl Timer {
+    /// Arms (or disarms) the timer for `deadline`; `true` if it has passed.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
+        let Some(deadline) = deadline else {
+            self.0 = None;
+            return false;
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let sleep = self.0.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.deadline() != deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        sleep.as_mut().poll(cx).is_ready()
+    }
+}
