@@ -499,6 +499,13 @@ impl Connection {
                 None => {}
             }
         }
+        self.poll_event_slow()
+    }
+
+    /// Everything `poll_event`'s fast path does not handle, out of line so
+    /// that the fast path stays small.
+    #[inline(never)]
+    fn poll_event_slow(&mut self) -> Option<Event> {
         if let Some(event) = self.events.pop_front() {
             if matches!(event, Event::Error(_) | Event::Closed(_)) {
                 if let Some(ending) = self.ending.take() {
@@ -646,6 +653,7 @@ impl Connection {
 
     /// Ends the connection as the receiver found it must, and reports it.
     #[cold]
+    #[inline(never)]
     fn stop(&mut self, stop: Stop) -> Option<Event> {
         match stop {
             Stop::Error(e) => self.fail(e.into()),

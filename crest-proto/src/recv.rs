@@ -128,20 +128,23 @@ impl Receiver {
             return None;
         }
         let header_len = if masked { 6 } else { 2 };
-        let frame = buf.get_mut(..header_len + len)?;
-        let (head, payload) = frame.split_at_mut(header_len);
-        if masked {
-            apply_mask_inline(payload, [head[2], head[3], head[4], head[5]], 0);
+        if buf.len() < header_len + len {
+            return None;
         }
-        if text && !short_is_utf8(payload) {
+        let (head, rest) = buf.split_at_mut(header_len);
+        if masked {
+            apply_mask_inline(&mut rest[..len], [head[2], head[3], head[4], head[5]], 0);
+        }
+        if text && !short_is_utf8(&rest[..len]) {
             return Some(Err(Stop::Error(ProtocolError::InvalidUtf8)));
         }
-        let start = self.pos + header_len;
         let payload = if len <= INLINE_CAPACITY {
-            self.pos = start + len;
-            Payload::inline_prefix(&self.buf[start..], len)
+            // `rest` runs past the frame: the copy can be of fixed size.
+            let payload = Payload::inline_prefix(rest, len);
+            self.pos += header_len + len;
+            payload
         } else {
-            self.buf.advance(start);
+            self.buf.advance(self.pos + header_len);
             self.pos = 0;
             Payload::shared(self.buf.split_to(len).freeze())
         };
