@@ -84,7 +84,7 @@ pub use router::Router;
 pub use server::{Settings, UpgradeHook, WebSocketServer};
 pub use session::Session;
 pub use shutdown::{Shutdown, Wait};
-pub use stream::StreamCore;
+pub use stream::{StreamCore, Transport, WebSocket};
 pub use wire::{Transmit, Wire};
 
 pub use bytes::{Bytes, BytesMut};

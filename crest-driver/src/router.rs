@@ -135,3 +135,46 @@ impl fmt::Debug for Router {
             .finish()
     }
 }
+
+/// The routing methods of every adapter's `App` (a struct with a
+/// `router: Router` field), which only pass through to its [`Router`]:
+/// `route`, `fallback`, `page`, `config` and `shutdown_handle`. Used as
+/// `impl App { crest_driver::app_routing_methods!(); ... }`, so that the
+/// adapters' `App`s have the same methods with the same docs.
+#[macro_export]
+macro_rules! app_routing_methods {
+    () => {
+        /// Serves WebSocket upgrades to `path` (exact match, query ignored) with `server`;
+        /// a plain HTTP request there gets 426 Upgrade Required.
+        pub fn route(&mut self, path: impl Into<String>, server: &$crate::WebSocketServer) -> &mut Self {
+            self.router.route(path, server);
+            self
+        }
+
+        /// Serves WebSocket upgrades to every path no [`route`](Self::route) matches.
+        pub fn fallback(&mut self, server: &$crate::WebSocketServer) -> &mut Self {
+            self.router.fallback(server);
+            self
+        }
+
+        /// Answers a plain `GET path` with this HTML page.
+        pub fn page(&mut self, path: impl Into<String>, html: impl Into<$crate::Bytes>) -> &mut Self {
+            self.router.page(path, html);
+            self
+        }
+
+        /// The configuration for the part of the handshake before routing
+        /// (`max_handshake_size`, `max_headers`, `handshake_timeout`).
+        pub fn config(&mut self, config: $crate::Config) -> &mut Self {
+            self.router.set_config(config);
+            self
+        }
+
+        /// A handle to stop the app gracefully: [`Shutdown::trigger`](crate::Shutdown::trigger)
+        /// makes [`serve`](Self::serve) stop accepting, close every connection
+        /// with 1001 and return once all are drained.
+        pub fn shutdown_handle(&self) -> $crate::Shutdown {
+            self.router.shutdown().clone()
+        }
+    };
+}

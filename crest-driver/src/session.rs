@@ -22,7 +22,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Waker;
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -119,6 +119,20 @@ impl Session {
     /// Client: why the connection failed before opening.
     pub fn take_error(&mut self) -> Option<Error> {
         self.error.take().map(|e| *e)
+    }
+
+    /// Client, once the adapter drove the session until
+    /// [`has_opened`](Self::has_opened) or the end: the connection's handle,
+    /// to return from `connect`.
+    ///
+    /// # Errors
+    /// Why the connection failed before opening ([`Error::Closed`] if no
+    /// reason was recorded).
+    pub fn connected(&mut self) -> Result<Conn> {
+        if !self.opened {
+            return Err(self.take_error().unwrap_or(Error::Closed));
+        }
+        Ok(self.handle.clone())
     }
 
     // ----- inputs -----
@@ -226,6 +240,18 @@ impl Session {
         true
     }
 
+    /// The rest of one round of the adapter's loop, after reading:
+    /// [`handle_timeout`](Self::handle_timeout) if the adapter's timer for
+    /// [`poll_timeout`](Self::poll_timeout) `fired`, then
+    /// [`handle_commands`](Self::handle_commands). Returns whether either
+    /// did anything.
+    pub fn handle_wakeups(&mut self, fired: bool, now: impl Fn() -> Instant) -> bool {
+        if fired {
+            self.handle_timeout(now());
+        }
+        self.handle_commands(now) || fired
+    }
+
     /// Registers `waker` to be woken by the next command. Returns `false`
     /// (registering nothing) if commands are already waiting: call
     /// [`handle_commands`](Self::handle_commands) again instead of sleeping.
@@ -238,6 +264,17 @@ impl Session {
     /// See [`Wire::wants_shutdown`].
     pub fn wants_shutdown(&self) -> bool {
         self.wire.wants_shutdown()
+    }
+
+    /// The outcome of polling the socket's write-side shutdown while
+    /// [`wants_shutdown`](Self::wants_shutdown): done, failed, or (`Pending`)
+    /// not yet.
+    pub fn shutdown_polled(&mut self, polled: Poll<io::Result<()>>) {
+        match polled {
+            Poll::Ready(Ok(())) => self.shutdown_sent(),
+            Poll::Ready(Err(e)) => self.io_error(e),
+            Poll::Pending => {}
+        }
     }
 
     /// See [`Wire::shutdown_sent`].

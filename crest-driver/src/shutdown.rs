@@ -67,6 +67,14 @@ impl Shutdown {
         Wait { shutdown: self, drained: true }
     }
 
+    /// The end of every adapter's `serve`, once it stopped accepting: waits
+    /// for [`drained`](Self::drained), logging the wait.
+    pub async fn drain(&self) {
+        tracing::info!(live = self.live(), "draining connections");
+        self.drained().await;
+        tracing::info!("shut down");
+    }
+
     fn sessions(&self) -> MutexGuard<'_, IdMap<Conn>> {
         self.0.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -1,10 +1,19 @@
-//! [`StreamCore`]: the decisions behind the adapters' `WebSocket<S>`
-//! (`Stream<Item = Result<Message>>` + `Sink<Message>` over any byte stream),
-//! without I/O: which event becomes which item, when the handshake is done,
-//! when the sink must flush first.
+//! [`WebSocket<T>`]: the adapters' `WebSocket<S>` (`Stream<Item =
+//! Result<Message>>` + `Sink<Message>` over any byte stream), generic over a
+//! runtime's [`Transport`]; and [`StreamCore`], its decisions without I/O:
+//! which event becomes which item, when the handshake is done, when the sink
+//! must flush first.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
+
+use bytes::BytesMut;
+use futures_core::Stream;
+use futures_sink::Sink;
 
 use crest_proto::{Accept, ClientRequest, CloseCode, CloseFrame, Config, Connection, Event, Message, Role};
 
@@ -166,6 +175,217 @@ impl StreamCore {
     /// The negotiated subprotocol.
     pub fn protocol(&self) -> Option<&str> {
         self.wire.conn().protocol()
+    }
+}
+
+/// What a runtime provides to a [`WebSocket`]: byte I/O on its stream type
+/// and a deadline timer. Each adapter implements it once, for its
+/// `Socket<S>` wrapper of any `AsyncRead + AsyncWrite` of its I/O traits.
+pub trait Transport: Unpin {
+    /// The byte stream inside (a `TcpStream`, a TLS stream, ...).
+    type Io;
+
+    /// Wraps `io` (with an unarmed timer).
+    fn new(io: Self::Io) -> Self;
+
+    /// The byte stream inside.
+    fn get_ref(&self) -> &Self::Io;
+
+    /// Reads into `buf`'s spare capacity; `Ok(0)` is EOF.
+    fn poll_read_buf(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>>;
+
+    /// One vectored write.
+    fn poll_write_vectored(&mut self, cx: &mut Context<'_>, iov: &[IoSlice<'_>]) -> Poll<io::Result<usize>>;
+
+    /// Flushes the stream.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Shuts down the write side (or what the stream offers for that).
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Arms (or disarms) the timer for `deadline`; `true` if it has passed.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool;
+}
+
+/// A WebSocket connection as a `Stream<Item = Result<Message>>` and a
+/// `Sink<Message>` over a runtime's [`Transport`]: the adapters' `WebSocket<S>`
+/// is this over their `Socket<S>`.
+///
+/// Pings are answered automatically (and also yielded as
+/// `Message::Ping`); the stream ends after the closing handshake
+/// ([`close_frame`](Self::close_frame) tells how); a protocol violation
+/// yields one `Err` (the right Close frame was already sent), then ends.
+/// `SinkExt::close` performs the closing handshake with 1000.
+#[derive(Debug)]
+pub struct WebSocket<T> {
+    io: T,
+    core: StreamCore,
+}
+
+impl<T: Transport> WebSocket<T> {
+    /// Performs a client's opening handshake over `io`.
+    ///
+    /// # Errors
+    /// The transport failed, or the server refused or botched the handshake.
+    pub async fn client(io: T::Io, request: ClientRequest, config: Config) -> Result<Self> {
+        Self::handshake(io, StreamCore::client(request, config, Instant::now())?).await
+    }
+
+    /// Performs a server's opening handshake over `io`, accepting any
+    /// WebSocket upgrade (any path, no subprotocol); a plain HTTP request
+    /// gets 426 and an error. For routing, authentication and callbacks use
+    /// the adapter's `App`.
+    ///
+    /// # Errors
+    /// The transport failed or the request was not a valid upgrade.
+    pub async fn accept(io: T::Io, config: Config) -> Result<Self> {
+        Self::handshake(io, StreamCore::server(config, Instant::now())).await
+    }
+
+    /// Wraps a stream whose opening handshake already happened elsewhere.
+    pub fn from_upgraded(io: T::Io, role: Role, config: Config) -> Self {
+        Self { io: T::new(io), core: StreamCore::open(role, config, Instant::now()) }
+    }
+
+    async fn handshake(io: T::Io, core: StreamCore) -> Result<Self> {
+        let mut ws = Self { io: T::new(io), core };
+        poll_fn(|cx| loop {
+            if let Some(done) = ws.core.handshake() {
+                // Flush the 101 (or the error response) before going on.
+                if let Err(e) = ready!(ws.poll_write(cx)) {
+                    return Poll::Ready(Err(Error::Io(e)));
+                }
+                return Poll::Ready(done);
+            }
+            if !ws.poll_io(cx) {
+                return Poll::Pending;
+            }
+        })
+        .await?;
+        Ok(ws)
+    }
+
+    /// The negotiated subprotocol.
+    pub fn protocol(&self) -> Option<&str> {
+        self.core.protocol()
+    }
+
+    /// How the connection ended, once it did: the peer's close code and
+    /// reason, the code we failed it with, or 1006.
+    pub fn close_frame(&self) -> Option<&CloseFrame> {
+        self.core.close_frame()
+    }
+
+    /// Starts the closing handshake with `code` and `reason`; keep polling the
+    /// stream (or `SinkExt::close`) to complete it.
+    ///
+    /// # Errors
+    /// A code that may not be sent or a reason over 123 bytes.
+    pub fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
+        self.core.close(code, reason)
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &T::Io {
+        self.io.get_ref()
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let io = &mut self.io;
+        crate::wire::poll_write_with(self.core.wire(), |iov| io.poll_write_vectored(cx, iov))
+    }
+
+    /// One round of I/O: write, read, timers. Returns whether anything
+    /// happened (otherwise every source is registered with `cx`).
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        if let Poll::Ready(Err(e)) = self.poll_write(cx) {
+            self.core.io_error(e);
+            return true;
+        }
+        let core = &mut self.core;
+        if core.wire().wants_shutdown() {
+            match self.io.poll_shutdown(cx) {
+                Poll::Ready(Ok(())) => core.wire().shutdown_sent(),
+                Poll::Ready(Err(e)) => core.io_error(e),
+                Poll::Pending => {}
+            }
+        }
+        if core.wire().wants_read() {
+            if let Poll::Ready(read) = self.io.poll_read_buf(cx, core.wire().read_buf()) {
+                progress = true;
+                match read {
+                    Ok(0) => {
+                        core.wire().receive_eof();
+                    }
+                    Ok(_) => core.wire().received(Instant::now()),
+                    Err(e) => core.io_error(e),
+                }
+                core.step();
+            }
+        }
+        if self.io.poll_timer(cx, core.wire().poll_timeout()) {
+            core.wire().handle_timeout(Instant::now());
+            core.step();
+            progress = true;
+        }
+        progress || core.wire().is_finished()
+    }
+}
+
+impl<T: Transport> Stream for WebSocket<T> {
+    type Item = Result<Message>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            match this.core.next_item() {
+                Some(Some(item)) => return Poll::Ready(Some(item)),
+                Some(None) => {
+                    // Closed: write what is left (the Close echo) first.
+                    let _ = ready!(this.poll_write(cx));
+                    return Poll::Ready(None);
+                }
+                None if this.poll_io(cx) => {}
+                None => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<T: Transport> Sink<Message> for WebSocket<T> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if this.core.must_flush() {
+            ready!(this.poll_write(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
+        self.get_mut().core.send(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_write(cx))?;
+        this.io.poll_flush(cx).map_err(Error::Io)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        this.core.close(CloseCode::NORMAL, "")?;
+        // Drive the closing handshake; messages still arriving are dropped.
+        while !this.core.is_closed() && !this.core.wire().is_finished() {
+            while let Some(Some(_)) = this.core.next_item() {}
+            if !this.poll_io(cx) {
+                return Poll::Pending;
+            }
+        }
+        ready!(this.poll_write(cx))?;
+        Poll::Ready(Ok(()))
     }
 }
 

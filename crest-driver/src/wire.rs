@@ -23,7 +23,8 @@
 //!   unread input would reset it and could destroy our last frames in flight.
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
+use std::io::{self, IoSlice};
+use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -317,6 +318,51 @@ pub trait Transmit {
 
     /// `n` bytes of the output were written.
     fn transmitted(&mut self, n: usize);
+}
+
+/// The flush loop of every adapter: writes `t`'s output with `write` (one
+/// vectored write of up to [`MAX_IOV`] chunks per call) until it is all
+/// written (`Ready(Ok)`), `write` is `Pending` (the socket is full; the
+/// adapter registered its waker) or fails. `Ok(0)` is `WriteZero`;
+/// `Interrupted` is retried.
+///
+/// ```
+/// use std::io::IoSlice;
+/// use std::task::Poll;
+/// use crest_driver::wire::{poll_write_with, Transmit};
+///
+/// struct Out(Vec<u8>);
+/// impl Transmit for Out {
+///     fn wants_write(&mut self) -> bool { !self.0.is_empty() }
+///     fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize { dst[0] = IoSlice::new(&self.0); 1 }
+///     fn transmitted(&mut self, n: usize) { self.0.drain(..n); }
+/// }
+/// let mut out = Out(b"hello".to_vec());
+/// let mut sent = Vec::new();
+/// // A socket that takes at most 2 bytes per write.
+/// let r = poll_write_with(&mut out, |iov| {
+///     let k = iov[0].len().min(2);
+///     sent.extend_from_slice(&iov[0][..k]);
+///     Poll::Ready(Ok(k))
+/// });
+/// assert!(matches!(r, Poll::Ready(Ok(()))));
+/// assert_eq!(sent, b"hello");
+/// ```
+pub fn poll_write_with(
+    t: &mut impl Transmit,
+    mut write: impl FnMut(&[IoSlice<'_>]) -> Poll<io::Result<usize>>,
+) -> Poll<io::Result<()>> {
+    while t.wants_write() {
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let n = t.io_slices(&mut iov);
+        match ready!(write(&iov[..n])) {
+            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Ok(k) => t.transmitted(k),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+    Poll::Ready(Ok(()))
 }
 
 impl Transmit for Wire {

@@ -4,10 +4,10 @@
 use std::future::{poll_fn, Future};
 use std::time::Instant;
 
-use crest_driver::{Conn, Error, Result, Session, WebSocketClient};
+use crest_driver::{Conn, Result, Session, WebSocketClient};
 use tokio::net::TcpStream;
 
-use crate::driver::Driver;
+use crate::driver::{Driver, Task};
 use crate::stream::WebSocket;
 
 /// `connect(url)` for a [`WebSocketClient`]: the connection runs in its own
@@ -30,26 +30,34 @@ pub trait Connect {
     /// the opening handshake completed and `on_connect` ran.
     ///
     /// # Errors
-    /// A malformed URL, `wss://` ([`Error::TlsRequired`]), a failed TCP
+    /// A malformed URL, `wss://` ([`Error::TlsRequired`](crate::Error::TlsRequired)), a failed TCP
     /// connection, or a refused handshake (`Error::Protocol` with the HTTP
     /// status in its `HandshakeError`).
     fn connect(&self, url: &str) -> impl Future<Output = Result<Conn>> + Send;
+
+    /// Like [`connect`](Self::connect), starting the connection's [`Task`]
+    /// with `spawn` instead of `tokio::spawn`: e.g. to await it, which ends
+    /// once the connection is finished and its socket closed.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    fn connect_with(&self, url: &str, spawn: impl FnOnce(Task) + Send) -> impl Future<Output = Result<Conn>> + Send;
 }
 
 impl Connect for WebSocketClient {
     async fn connect(&self, url: &str) -> Result<Conn> {
+        self.connect_with(url, |task| drop(tokio::spawn(task))).await
+    }
+
+    async fn connect_with(&self, url: &str, spawn: impl FnOnce(Task) + Send) -> Result<Conn> {
         let plan = self.plan(url)?;
         let stream = TcpStream::connect((plan.host.as_str(), plan.port)).await?;
         stream.set_nodelay(true)?;
         let peer = stream.peer_addr()?;
-        let session = Session::connect(plan, peer, Instant::now())?;
-        let mut driver = Driver::new(session, stream);
+        let mut driver = Driver::new(Session::connect(plan, peer, Instant::now())?, stream);
         poll_fn(|cx| driver.drive(cx, Session::has_opened)).await;
-        if !driver.session.has_opened() {
-            return Err(driver.session.take_error().unwrap_or(Error::Closed));
-        }
-        let conn = driver.session.handle().clone();
-        tokio::spawn(driver);
+        let conn = driver.session.connected()?;
+        spawn(Task(driver));
         Ok(conn)
     }
 }

@@ -13,13 +13,12 @@
 //! slice arrays (those live on the stack during a poll).
 
 use std::future::Future;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crest_driver::wire::MAX_IOV;
-use crest_driver::{Session, Transmit};
+use crest_driver::{wire, Session};
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
@@ -44,15 +43,14 @@ impl Driver {
     pub(crate) fn drive(&mut self, cx: &mut Context<'_>, done: fn(&Session) -> bool) -> Poll<()> {
         let s = &mut self.session;
         for _ in 0..BUDGET {
-            if let Poll::Ready(Err(e)) = poll_write(&mut self.stream, s, cx) {
+            let stream = &mut self.stream;
+            if let Poll::Ready(Err(e)) =
+                wire::poll_write_with(s, |iov| Pin::new(&mut *stream).poll_write_vectored(cx, iov))
+            {
                 s.io_error(e);
             }
             if s.wants_shutdown() {
-                match Pin::new(&mut self.stream).poll_shutdown(cx) {
-                    Poll::Ready(Ok(())) => s.shutdown_sent(),
-                    Poll::Ready(Err(e)) => s.io_error(e),
-                    Poll::Pending => {}
-                }
+                s.shutdown_polled(Pin::new(&mut self.stream).poll_shutdown(cx));
             }
             if s.is_finished() || done(s) {
                 return Poll::Ready(());
@@ -69,11 +67,8 @@ impl Driver {
                     }
                 }
             }
-            if self.timer.poll(cx, s.poll_timeout()) {
-                s.handle_timeout(Instant::now());
-                progress = true;
-            }
-            progress |= s.handle_commands(Instant::now);
+            let fired = self.timer.poll(cx, s.poll_timeout());
+            progress |= s.handle_wakeups(fired, Instant::now);
             if !progress && s.arm(cx.waker()) {
                 return Poll::Pending;
             }
@@ -84,32 +79,19 @@ impl Driver {
     }
 }
 
-impl Future for Driver {
+/// One connection's task, for [`Connect::connect_with`](crate::Connect::connect_with):
+/// a `Future` that moves the connection's bytes until it is finished, then
+/// drops the socket. Spawn it on the tokio runtime, or await it.
+#[derive(Debug)]
+#[must_use = "a connection's task does nothing unless spawned or awaited"]
+pub struct Task(pub(crate) Driver);
+
+impl Future for Task {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.get_mut().drive(cx, |_| false)
+        self.get_mut().0.drive(cx, |_| false)
     }
-}
-
-/// Writes the output with vectored writes until it is all written (`Ready(Ok)`),
-/// the socket is full (`Pending`, writability registered) or fails.
-pub(crate) fn poll_write<W: AsyncWrite + Unpin>(
-    io: &mut W,
-    t: &mut impl Transmit,
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<()>> {
-    while t.wants_write() {
-        let mut iov = [IoSlice::new(&[]); MAX_IOV];
-        let n = t.io_slices(&mut iov);
-        match ready!(Pin::new(&mut *io).poll_write_vectored(cx, &iov[..n])) {
-            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-            Ok(k) => t.transmitted(k),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Poll::Ready(Err(e)),
-        }
-    }
-    Poll::Ready(Ok(()))
 }
 
 /// A deadline timer that holds memory only while armed.

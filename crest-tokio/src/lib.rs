@@ -83,8 +83,9 @@ mod server;
 mod stream;
 
 pub use client::{connect, Connect};
+pub use driver::Task;
 pub use server::App;
-pub use stream::WebSocket;
+pub use stream::{Socket, WebSocket};
 
 pub use crest_driver::{
     Accept, Bytes, ClientRequest, CloseCode, CloseFrame, Config, Conn, ConnId, Error, Message, Payload, Request,

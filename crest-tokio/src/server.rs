@@ -5,10 +5,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crest_driver::{Config, Router, Session, Shutdown, WebSocketServer};
+use crest_driver::{Router, Session};
 use tokio::net::TcpListener;
 
-use crate::driver::Driver;
+use crate::driver::{Driver, Task};
 
 /// An application: WebSocket endpoints and pages by path, on one listener.
 ///
@@ -45,38 +45,7 @@ impl App {
         Self::default()
     }
 
-    /// Serves WebSocket upgrades to `path` (exact match, query ignored) with `server`;
-    /// a plain HTTP request there gets 426 Upgrade Required.
-    pub fn route(&mut self, path: impl Into<String>, server: &WebSocketServer) -> &mut Self {
-        self.router.route(path, server);
-        self
-    }
-
-    /// Serves WebSocket upgrades to every path no [`route`](Self::route) matches.
-    pub fn fallback(&mut self, server: &WebSocketServer) -> &mut Self {
-        self.router.fallback(server);
-        self
-    }
-
-    /// Answers a plain `GET path` with this HTML page.
-    pub fn page(&mut self, path: impl Into<String>, html: impl Into<bytes::Bytes>) -> &mut Self {
-        self.router.page(path, html);
-        self
-    }
-
-    /// The configuration for the part of the handshake before routing
-    /// (`max_handshake_size`, `max_headers`, `handshake_timeout`).
-    pub fn config(&mut self, config: Config) -> &mut Self {
-        self.router.set_config(config);
-        self
-    }
-
-    /// A handle to stop the app gracefully: [`Shutdown::trigger`] makes
-    /// [`serve`](Self::serve) stop accepting, close every connection with
-    /// 1001 and return once all are drained.
-    pub fn shutdown_handle(&self) -> Shutdown {
-        self.router.shutdown().clone()
-    }
+    crest_driver::app_routing_methods!();
 
     /// Binds `host:port` and serves until Ctrl-C (or SIGTERM, or the
     /// shutdown handle), then shuts down gracefully.
@@ -126,7 +95,7 @@ impl App {
                     // Latency over batching: each send is written when ready.
                     let _ = stream.set_nodelay(true);
                     let session = Session::accept(&router, peer, Instant::now());
-                    tokio::spawn(Driver::new(session, stream));
+                    tokio::spawn(Task(Driver::new(session, stream)));
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -135,9 +104,7 @@ impl App {
             }
         }
         drop(listener);
-        tracing::info!(live = shutdown.live(), "draining connections");
-        shutdown.drained().await;
-        tracing::info!("shut down");
+        shutdown.drain().await;
         Ok(())
     }
 }

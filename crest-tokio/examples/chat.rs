@@ -1,4 +1,4 @@
-//! The product page's chat application.
+//! The product page's chat application, on tokio.
 //!
 //! ```sh
 //! cargo run -p crest-tokio --example chat
@@ -6,14 +6,12 @@
 //!
 //! Then open <http://localhost:8000/> in a few browser tabs (`?name=Bob` to
 //! pick a name). The WebSocket endpoint is `ws://localhost:8000/ws`. Ctrl-C
-//! closes every connection with 1001 (going away) and exits.
+//! closes every connection with 1001 (going away) and exits. The chat itself
+//! (callbacks and page) is `crest_examples::chat`, which every adapter's
+//! chat example runs.
 
-mod chat;
-
+use crest_examples::chat;
 use crest_tokio::App;
-
-/// The chat page: the product page's client-side JavaScript plus a minimal UI.
-const PAGE: &str = include_str!("index.html");
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -22,9 +20,7 @@ async fn main() -> std::io::Result<()> {
         .init();
 
     let mut app = App::new();
-    let ws = chat::chat_server();
-    app.route("/ws", &ws);
-    app.page("/", PAGE);
+    app.route("/ws", &chat::chat_server()).page("/", chat::PAGE);
 
     println!("Chat on http://localhost:8000/ (WebSocket at ws://localhost:8000/ws); Ctrl-C to stop");
     app.run("0.0.0.0", 8000).await
