@@ -1,8 +1,8 @@
 //! The per-connection task: one loop moving bytes between a `TcpStream` and
 //! a [`Session`], which makes every decision.
 //!
-//! - read: wait for readability, then `try_read_buf` into a buffer reserved
-//!   only now (an idle connection holds no read buffer);
+//! - read: wait for readability, then read (`poll_read_buf`) into a buffer
+//!   reserved only now (an idle connection holds no read buffer);
 //! - write: the session's chunks in one vectored write;
 //! - sleep: until the session's deadline (a boxed `Sleep`, allocated only
 //!   while a deadline exists);
@@ -13,7 +13,6 @@
 //! slice arrays (those live on the stack during a poll).
 
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -59,11 +58,19 @@ impl Driver {
             if s.wants_read() {
                 if let Poll::Ready(ready) = self.stream.poll_read_ready(cx) {
                     progress = true;
-                    match ready.and_then(|()| self.stream.try_read_buf(s.read_buf())) {
-                        Ok(0) => s.receive_eof(),
-                        Ok(_) => s.received(Instant::now()),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.read_blocked(),
-                        Err(e) => s.io_error(e),
+                    // `poll_read`, unlike `try_read`, clears readiness after a
+                    // short read (on epoll that shows the socket buffer was
+                    // drained), which saves the EAGAIN read that would
+                    // otherwise follow every message.
+                    let read = match ready {
+                        Ok(()) => tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, s.read_buf()),
+                        Err(e) => Poll::Ready(Err(e)),
+                    };
+                    match read {
+                        Poll::Ready(Ok(0)) => s.receive_eof(),
+                        Poll::Ready(Ok(_)) => s.received(Instant::now()),
+                        Poll::Pending => s.read_blocked(),
+                        Poll::Ready(Err(e)) => s.io_error(e),
                     }
                 }
             }
