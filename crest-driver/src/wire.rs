@@ -146,6 +146,11 @@ impl Wire {
 
     /// Feeds what was appended to [`read_buf`](Self::read_buf) to the
     /// connection (without copying). While lingering it is discarded.
+    ///
+    /// A read that did not fill the buffer drained the socket (so both
+    /// drivers stop reading until the next readiness): that counts as
+    /// [`read_blocked`](Self::read_blocked) too, so an idle connection gives
+    /// its read buffer back without a read that finds nothing.
     pub fn received(&mut self, now: Instant) {
         let size = self.read_size as usize;
         let b = self.bufs();
@@ -161,6 +166,9 @@ impl Wire {
         if self.io == Io::Active {
             self.clock = now;
             self.conn.receive_bytes(now, data);
+        }
+        if !filled {
+            self.read_blocked();
         }
     }
 

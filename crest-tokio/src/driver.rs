@@ -63,24 +63,12 @@ impl Driver {
                     // drained), which saves the EAGAIN read that would
                     // otherwise follow every message.
                     let read = match ready {
-                        Ok(()) => {
-                            let buf = s.read_buf();
-                            let spare = buf.capacity() - buf.len();
-                            tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buf)
-                                .map_ok(|n| (n, n < spare))
-                        }
+                        Ok(()) => tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, s.read_buf()),
                         Err(e) => Poll::Ready(Err(e)),
                     };
                     match read {
-                        Poll::Ready(Ok((0, _))) => s.receive_eof(),
-                        Poll::Ready(Ok((_, drained))) => {
-                            s.received(Instant::now());
-                            if drained {
-                                // As if the next read had found nothing: the
-                                // session gives an idle connection's buffer back.
-                                s.read_blocked();
-                            }
-                        }
+                        Poll::Ready(Ok(0)) => s.receive_eof(),
+                        Poll::Ready(Ok(_)) => s.received(Instant::now()),
                         Poll::Pending => s.read_blocked(),
                         Poll::Ready(Err(e)) => s.io_error(e),
                     }
