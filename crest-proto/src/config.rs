@@ -55,7 +55,10 @@ pub struct Config {
     /// `RandomState`). Set it only for reproducible tests.
     pub rng_seed: Option<u64>,
     /// Extensions offered (client) or accepted (server), in order of
-    /// preference; see [`ExtensionConfig`]. Default none.
+    /// preference; see [`ExtensionConfig`]. Default none: compression costs
+    /// CPU and (per connection, while in use) up to ~300 KiB, so it is
+    /// opt-in. Add permessage-deflate (RFC 7692) with
+    /// [`Config::with_deflate`](crate::deflate::DeflateConfig).
     pub extensions: Vec<Arc<dyn ExtensionConfig>>,
 }
 

@@ -433,6 +433,9 @@ impl Connection {
 
     /// Server: queues a message encoded once for many connections (a
     /// broadcast), sharing its bytes instead of encoding or copying them.
+    /// With an extension negotiated, the message is encoded by it: once for
+    /// all connections sharing a stateless encoding (deflate without server
+    /// context takeover), else by this connection alone (see [`EncodedMessage`]).
     ///
     /// # Errors
     /// [`SendError::NotOpen`] unless open; [`SendError::EncodedOnClient`] on
@@ -444,7 +447,19 @@ impl Connection {
         if self.state != State::Open {
             return Err(SendError::NotOpen);
         }
-        for part in &message.parts {
+        let shared;
+        let frames = match (self.extension.as_mut(), message.message()) {
+            (Some(ext), Message::Text(_) | Message::Binary(_)) => match ext.shared_encoding() {
+                Some(key) => {
+                    shared = message.shared(key, |payload| ext.encode(payload));
+                    &*shared
+                }
+                // The encoding depends on this connection's state.
+                None => return self.send(message.message().clone()),
+            },
+            _ => message.plain(),
+        };
+        for part in &frames.parts {
             self.tx.push_chunk(part.clone());
         }
         Ok(())

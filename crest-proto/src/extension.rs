@@ -118,6 +118,16 @@ pub trait Extension: fmt::Debug + Send {
     /// Encodes an outgoing message payload, returning the RSV bits for its
     /// first frame and the payload to frame.
     fn encode(&mut self, payload: Bytes) -> (u8, Bytes);
+
+    /// A key naming this extension's encoding when it depends only on the
+    /// message and the negotiated parameters, never on earlier messages:
+    /// connections whose extensions return the same key encode a message to
+    /// the same bytes, so a broadcast ([`EncodedMessage`](crate::EncodedMessage))
+    /// encodes it once for all of them. `None` (the default): the encoding
+    /// has per-connection state, and each connection encodes for itself.
+    fn shared_encoding(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -73,6 +73,7 @@
 mod close;
 mod config;
 mod connection;
+pub mod deflate;
 mod error;
 mod event;
 pub mod extension;
