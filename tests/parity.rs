@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crest_driver::{Accept, Bytes, CloseCode, Error, Message, Response, Settings, WebSocketClient, WebSocketServer};
+use crest_driver::{
+    Accept, Bytes, CloseCode, DeflateConfig, Error, Message, Response, Settings, WebSocketClient, WebSocketServer,
+};
 use crest_tests::tungstenite::client::IntoClientRequest;
 use crest_tests::tungstenite::protocol::frame::coding::CloseCode as TCode;
 use crest_tests::tungstenite::protocol::CloseFrame as TCloseFrame;
@@ -130,6 +132,68 @@ async fn broadcast_reaches_every_client_exactly_once_in_order<R: Runtime>() {
     }
     assert_eq!(got, CLIENTS - 1);
     drop(peers);
+    server.stop().await;
+}
+
+// ----- permessage-deflate -----
+
+/// JSON-like text that deflate shrinks severalfold.
+fn compressible(n: usize) -> String {
+    (0..n).map(|i| format!("{{\"id\":{i},\"user\":\"u{}\",\"ok\":{}}},", i % 97, i % 3 == 0)).collect()
+}
+
+async fn deflate_echo_and_compressed_broadcast<R: Runtime>() {
+    // Without server context takeover a broadcast is compressed once (the
+    // sharing itself is checked in crest-proto), here over real sockets.
+    let deflate = DeflateConfig { server_no_context_takeover: true, ..DeflateConfig::default() };
+    let ws = WebSocketServer::with_settings(Settings::default().deflate(deflate));
+    ws.on_message(|conn, text| drop(conn.send(text)));
+    let (on_connect, connected) = async_channel::unbounded();
+    ws.on_connect(move |_conn| {
+        let _ = on_connect.try_send(());
+    });
+    let server = serve_ws::<R>(&ws).await;
+
+    // Our callback clients, offering deflate: echo, then broadcasts.
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let (tx, rx) = async_channel::unbounded();
+        let client = WebSocketClient::new();
+        client.deflate(DeflateConfig::default());
+        client.on_message(move |_conn, text| drop(tx.try_send(text.to_string())));
+        let conn = within(R::connect(&client, &server.url("/ws"))).await.unwrap();
+        clients.push((conn, rx));
+    }
+    let text = compressible(2000);
+    for (conn, rx) in &clients {
+        conn.send(text.as_str()).unwrap();
+        assert_eq!(within(rx.recv()).await.unwrap(), text);
+    }
+
+    // A raw client sees the negotiation and the compressed frame itself.
+    let (mut raw, head) =
+        raw_request(server.addr, &upgrade_head("/ws", "Sec-WebSocket-Extensions: permessage-deflate\r\n")).await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(head.contains("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n"), "{head}");
+    for _ in 0..4 {
+        within(connected.recv()).await.unwrap();
+    }
+    assert_eq!(ws.broadcast(text.as_str()), 4);
+    for (_, rx) in &clients {
+        assert_eq!(within(rx.recv()).await.unwrap(), text);
+    }
+    let mut frame = Vec::new();
+    while frame.len() < 4 || frame.len() < 4 + usize::from(u16::from_be_bytes([frame[2], frame[3]])) {
+        let mut chunk = [0u8; 4096];
+        let n = within(futures_lite::AsyncReadExt::read(&mut raw, &mut chunk)).await.unwrap();
+        assert!(n > 0, "EOF after {} bytes", frame.len());
+        frame.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(frame[0], 0xC1, "FIN | RSV1 | text");
+    assert_eq!(frame[1], 126, "a 16-bit length");
+    let compressed = usize::from(u16::from_be_bytes([frame[2], frame[3]]));
+    assert!(compressed * 4 < text.len(), "{} bytes compressed to {compressed}", text.len());
+    drop(raw);
     server.stop().await;
 }
 
@@ -722,4 +786,5 @@ parity!(
     stream_type_on_both_ends_over_a_raw_socket,
     stream_client_against_our_server,
     tungstenite_client_and_our_client_talk_through_our_server,
+    deflate_echo_and_compressed_broadcast,
 );

@@ -129,6 +129,6 @@ pub use stream::{Socket, WebSocket};
 
 pub use async_io::Async;
 pub use crest_driver::{
-    Accept, Bytes, ClientRequest, CloseCode, CloseFrame, Config, Conn, ConnId, Error, Message, Payload, Request,
-    Response, Result, Role, Settings, Shutdown, Text, UpgradeHook, WebSocketClient, WebSocketServer,
+    Accept, Bytes, ClientRequest, CloseCode, CloseFrame, Config, Conn, ConnId, DeflateConfig, Error, Message, Payload,
+    Request, Response, Result, Role, Settings, Shutdown, Text, UpgradeHook, WebSocketClient, WebSocketServer,
 };

@@ -75,6 +75,14 @@ impl WebSocketClient {
         self
     }
 
+    /// Offers permessage-deflate (RFC 7692); see
+    /// [`DeflateConfig`](crest_proto::deflate::DeflateConfig).
+    pub fn deflate(&self, deflate: crest_proto::deflate::DeflateConfig) -> &Self {
+        let mut options = self.options();
+        options.config = std::mem::take(&mut options.config).with_deflate(deflate);
+        self
+    }
+
     /// Offers a subprotocol; call once per protocol, most preferred first.
     pub fn protocol(&self, protocol: impl Into<String>) -> &Self {
         self.options().protocols.push(protocol.into());

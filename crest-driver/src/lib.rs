@@ -88,6 +88,7 @@ pub use stream::{StreamCore, Transport, WebSocket};
 pub use wire::{Transmit, Wire};
 
 pub use bytes::{Bytes, BytesMut};
+pub use crest_proto::deflate::DeflateConfig;
 pub use crest_proto::{
     Accept, ClientRequest, CloseCode, CloseFrame, Config, Message, Payload, Request, Response, Role, Text,
 };

@@ -70,6 +70,16 @@ impl Settings {
         self
     }
 
+    /// Accepts permessage-deflate (RFC 7692) from clients that offer it; see
+    /// [`DeflateConfig`](crest_proto::deflate::DeflateConfig). With
+    /// `server_no_context_takeover` a broadcast is compressed once for all
+    /// recipients; with context takeover (the default, better ratio) each
+    /// connection compresses it for itself.
+    pub fn deflate(mut self, deflate: crest_proto::deflate::DeflateConfig) -> Self {
+        self.config = self.config.with_deflate(deflate);
+        self
+    }
+
     /// Sets [`max_connections`](Self::max_connections).
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;

@@ -6,24 +6,29 @@
 //! ```
 //!
 //! Echoes every text and binary message on any path; answers plain HTTP
-//! requests with 426. This is the testee of the Autobahn conformance run.
+//! requests with 426. Accepts permessage-deflate (RFC 7692) when offered. This is the testee of the Autobahn conformance run.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crest_proto::deflate::DeflateConfig;
 use crest_proto::{Accept, Config, Connection, Event, Message, Response};
 
 fn main() -> io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9003".to_owned());
     let listener = TcpListener::bind(&addr)?;
     eprintln!("blocking_echo listening on ws://{}", listener.local_addr()?);
+    // One configuration shared by every connection.
+    let config = Arc::new(Config::default().with_deflate(DeflateConfig::default()));
     for stream in listener.incoming() {
         match stream {
             Ok(stream) => {
+                let config = config.clone();
                 thread::spawn(move || {
-                    if let Err(e) = serve(stream) {
+                    if let Err(e) = serve(stream, config) {
                         eprintln!("connection ended with an I/O error: {e}");
                     }
                 });
@@ -35,9 +40,9 @@ fn main() -> io::Result<()> {
 }
 
 /// Drives one connection: the whole event loop of an embedder.
-fn serve(mut stream: TcpStream) -> io::Result<()> {
+fn serve(mut stream: TcpStream, config: Arc<Config>) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut conn = Connection::server(Config::default(), Instant::now());
+    let mut conn = Connection::server(config, Instant::now());
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
     loop {

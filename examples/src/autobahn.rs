@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crest_driver::{Message, WebSocketClient};
+use crest_driver::{DeflateConfig, Message, WebSocketClient};
 
 /// Bound on one case (the slowest Autobahn cases take a few seconds).
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -88,10 +88,12 @@ pub fn case_count<E: std::fmt::Debug>(first: Option<Result<Message, E>>) -> Resu
     }
 }
 
-/// A client that echoes text and binary messages, and the receiver that
-/// gets one `()` when its connection closed.
+/// A client that echoes text and binary messages, offering permessage-deflate
+/// (the fuzzingserver accepts it in cases 12.* and 13.*), and the receiver
+/// that gets one `()` when its connection closed.
 pub fn echo_client() -> (WebSocketClient, async_channel::Receiver<()>) {
     let client = WebSocketClient::new();
+    client.deflate(DeflateConfig::default());
     client.on_message(|conn, text| {
         let _ = conn.send(text);
     });

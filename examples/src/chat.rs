@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crest_driver::{ConnId, WebSocketServer};
+use crest_driver::{ConnId, DeflateConfig, Settings, WebSocketServer};
 use serde_json::Value;
 
 /// The page's welcome message, sent to every client on connect.
@@ -34,8 +34,13 @@ const MAX_NAME: usize = 64;
 /// A `WebSocketServer` running the chat; route it at `/ws`. JSON values are
 /// written by serde_json (`Value`'s `Display` escapes strings), so the output
 /// is always valid JSON, with the keys in the page's order.
+///
+/// Browsers offer permessage-deflate on every connection; it is accepted
+/// without server context takeover, so that each broadcast is compressed once
+/// and the same frame goes to every client.
 pub fn chat_server() -> WebSocketServer {
-    let ws = WebSocketServer::new();
+    let deflate = DeflateConfig { server_no_context_takeover: true, ..DeflateConfig::default() };
+    let ws = WebSocketServer::with_settings(Settings::default().deflate(deflate));
     let users: Arc<Mutex<HashMap<ConnId, String>>> = Arc::default();
 
     let names = users.clone();

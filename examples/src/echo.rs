@@ -10,12 +10,15 @@
 
 use std::io;
 
-use crest_driver::{Settings, WebSocketServer};
+use crest_driver::{DeflateConfig, Settings, WebSocketServer};
 
 /// A server echoing text and binary messages, with room for the benchmarks'
-/// connection counts; route it as the app's fallback (any path).
+/// connection counts; route it as the app's fallback (any path). Accepts
+/// permessage-deflate from clients that offer it (the benchmark clients do
+/// not, so they measure plain frames).
 pub fn echo_server() -> WebSocketServer {
-    let ws = WebSocketServer::with_settings(Settings::default().max_connections(1 << 20));
+    let settings = Settings::default().max_connections(1 << 20).deflate(DeflateConfig::default());
+    let ws = WebSocketServer::with_settings(settings);
     ws.on_message(|conn, message| {
         let _ = conn.send(message);
     });
