@@ -13,7 +13,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use crest_proto::{Accept, BytesMut, Config, Connection, Event, Message};
+use crest_proto::deflate::DeflateConfig;
+use crest_proto::{Accept, BytesMut, ClientRequest, Config, Connection, Event, Message};
 
 /// Samples per case (`BENCH_SAMPLES`, default 15; 1 for a quick look or
 /// under `valgrind --tool=callgrind`, whose instruction counts do not
@@ -75,6 +76,106 @@ fn client_wire(text: bool, size: usize, count: usize, frame: usize) -> Vec<u8> {
     let mut wire = Vec::new();
     c.poll_transmit(&mut wire);
     wire
+}
+
+/// An open client and server that negotiated permessage-deflate.
+fn deflate_pair(deflate: DeflateConfig) -> (Connection, Connection) {
+    let now = Instant::now();
+    let config = Config { max_message_size: 1 << 30, max_frame_size: 1 << 30, rng_seed: Some(5), ..Config::default() }
+        .with_deflate(deflate);
+    let mut client = Connection::client(ClientRequest::new("b", "/"), config.clone(), now).unwrap();
+    let mut server = Connection::server(config, now);
+    let mut wire = Vec::new();
+    client.poll_transmit(&mut wire);
+    server.receive(now, &wire);
+    while let Some(e) = server.poll_event() {
+        if matches!(e, Event::Request(_)) {
+            server.accept(Accept::new()).unwrap();
+        }
+    }
+    wire.clear();
+    server.poll_transmit(&mut wire);
+    assert!(String::from_utf8_lossy(&wire).contains("permessage-deflate"));
+    client.receive(now, &wire);
+    while client.poll_event().is_some() {}
+    (client, server)
+}
+
+/// `count` different JSON messages of about 1 KiB, like a stream of events.
+fn json_messages(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|m| {
+            let mut s = String::from("[");
+            let mut i = 0;
+            while s.len() < 1000 {
+                let id = m * 1000 + i;
+                s.push_str(&format!(
+                    r#"{{"id":{id},"user":"user{}","score":{},"active":{}}},"#,
+                    id * 7919 % 10007,
+                    id * 31 % 997,
+                    id.is_multiple_of(3)
+                ));
+                i += 1;
+            }
+            s.truncate(1023);
+            s.push(']');
+            s
+        })
+        .collect()
+}
+
+/// `count` different texts of 64 KiB: words from a small vocabulary, in a
+/// pseudo-random order, so that they compress about as well as prose.
+fn prose_messages(count: usize) -> Vec<String> {
+    const WORDS: [&str; 32] = [
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "a",
+        "is",
+        "that",
+        "for",
+        "it",
+        "as",
+        "was",
+        "with",
+        "be",
+        "by",
+        "on",
+        "not",
+        "he",
+        "this",
+        "are",
+        "or",
+        "his",
+        "from",
+        "at",
+        "which",
+        "but",
+        "have",
+        "an",
+        "had",
+        "they",
+        "websocket",
+        "compression",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..count)
+        .map(|_| {
+            let mut s = String::with_capacity(64 << 10);
+            while s.len() < (64 << 10) - 16 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                s.push_str(WORDS[(state % 32) as usize]);
+                s.push(if state.is_multiple_of(11) { '.' } else { ' ' });
+            }
+            s.truncate(64 << 10);
+            s
+        })
+        .collect()
 }
 
 struct Row {
@@ -293,6 +394,82 @@ fn main() {
         );
         let note = format!("{:.1} ns per message", per_iter / count as f64 * 1e9);
         rows.push(Row { name, per_iter, bytes: size * count, messages: count, note });
+    }
+
+    // --- permessage-deflate: compress + frame, receive + inflate ---
+    let deflate_cases: [(&str, Vec<String>, bool); 3] = [
+        ("1 KiB JSON", json_messages(200), false),
+        ("1 KiB JSON, no context takeover", json_messages(200), true),
+        ("64 KiB text", prose_messages(4), false),
+    ];
+    for (data, messages, reset) in deflate_cases {
+        let (send, receive) = (format!("deflate send {data}"), format!("deflate receive {data}"));
+        if !wanted(&send) && !wanted(&receive) {
+            continue;
+        }
+        let deflate = DeflateConfig {
+            server_no_context_takeover: reset,
+            client_no_context_takeover: reset,
+            ..DeflateConfig::default()
+        };
+        let bytes: usize = messages.iter().map(String::len).sum();
+        let count = messages.len();
+        if wanted(&send) {
+            // Server side: compress and frame each message, take the output.
+            let (_, mut server) = deflate_pair(deflate.clone());
+            let mut out = Vec::with_capacity(bytes);
+            let mut wire_len = 0;
+            let per_iter = measure(
+                10,
+                || (),
+                |_| {
+                    for m in &messages {
+                        server.send(Message::text(m.as_str())).unwrap();
+                    }
+                    out.clear();
+                    server.poll_transmit(&mut out);
+                    wire_len = out.len();
+                    black_box(&out);
+                },
+            );
+            let note = format!(
+                "ratio {:.2} ({bytes} B -> {wire_len} B on the wire), {:.0} MB/s of text",
+                bytes as f64 / wire_len as f64,
+                bytes as f64 / per_iter / 1e6
+            );
+            rows.push(Row { name: send, per_iter, bytes, messages: count, note });
+        }
+        if wanted(&receive) {
+            // What a client sends (masked, compressed), received by a server:
+            // unmask, inflate, validate UTF-8.
+            let (mut client, mut server) = deflate_pair(deflate);
+            for m in &messages {
+                client.send(Message::text(m.as_str())).unwrap();
+            }
+            let mut wire = Vec::new();
+            client.poll_transmit(&mut wire);
+            let per_iter = measure(
+                10,
+                || BytesMut::from(&wire[..]),
+                |input| {
+                    server.receive_bytes(Instant::now(), input);
+                    let mut n = 0;
+                    while let Some(e) = server.poll_event() {
+                        assert!(matches!(e, Event::Text(_)), "{e:?}");
+                        black_box(&e);
+                        n += 1;
+                    }
+                    assert_eq!(n, count);
+                },
+            );
+            let note = format!(
+                "ratio {:.2} ({} B on the wire), {:.0} MB/s of text",
+                bytes as f64 / wire.len() as f64,
+                wire.len(),
+                bytes as f64 / per_iter / 1e6
+            );
+            rows.push(Row { name: receive, per_iter, bytes, messages: count, note });
+        }
     }
 
     println!("\n| case | time per iteration | throughput | messages/s | notes |");
