@@ -397,17 +397,19 @@ fn main() {
     }
 
     // --- permessage-deflate: compress + frame, receive + inflate ---
-    let deflate_cases: [(&str, Vec<String>, bool); 3] = [
-        ("1 KiB JSON", json_messages(200), false),
-        ("1 KiB JSON, no context takeover", json_messages(200), true),
-        ("64 KiB text", prose_messages(4), false),
+    let deflate_cases: [(&str, Vec<String>, bool, u32); 4] = [
+        ("1 KiB JSON", json_messages(200), false, 6),
+        ("1 KiB JSON, level 1", json_messages(200), false, 1),
+        ("1 KiB JSON, no context takeover", json_messages(200), true, 6),
+        ("64 KiB text", prose_messages(4), false, 6),
     ];
-    for (data, messages, reset) in deflate_cases {
+    for (data, messages, reset, level) in deflate_cases {
         let (send, receive) = (format!("deflate send {data}"), format!("deflate receive {data}"));
         if !wanted(&send) && !wanted(&receive) {
             continue;
         }
         let deflate = DeflateConfig {
+            level,
             server_no_context_takeover: reset,
             client_no_context_takeover: reset,
             ..DeflateConfig::default()
