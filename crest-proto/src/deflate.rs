@@ -363,6 +363,11 @@ impl Deflate {
         }
         if out.ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
+        } else if out.is_empty() {
+            // zlib emits nothing for a sync flush with no new input after a
+            // flush: an empty message is then the one byte 0x00, which with
+            // the tail appended is an empty stored block (RFC 7692 §7.2.3.6).
+            out.push(0x00);
         }
         if reset {
             c.reset();

@@ -91,6 +91,26 @@ fn roundtrip_large_text_with_and_without_context_takeover() {
 }
 
 #[test]
+fn empty_messages_compress_to_an_empty_block_in_every_mode() {
+    // Found by the `inflate` fuzz target: zlib's sync flush after a flush
+    // with no input emits nothing, which is not a valid compressed message.
+    for header in [
+        "permessage-deflate",
+        "permessage-deflate; server_no_context_takeover",
+        "permessage-deflate; server_max_window_bits=8",
+    ] {
+        let mut tx = server_ext(&no_threshold(), header);
+        let mut rx = server_ext(&no_threshold(), header);
+        for message in [&b""[..], b"", b"abcabcabc", b"", b"", b"abc"] {
+            let (rsv, bytes) = tx.encode(Bytes::copy_from_slice(message));
+            assert_eq!(rsv, RSV1);
+            assert!(!bytes.is_empty(), "{header}: empty compressed payload");
+            assert_eq!(rx.decode(rsv, bytes, message.len()).unwrap(), message, "{header}");
+        }
+    }
+}
+
+#[test]
 fn below_threshold_is_sent_uncompressed() {
     let mut ext = server_ext(&DeflateConfig { threshold: 10, ..DeflateConfig::default() }, "permessage-deflate");
     assert_eq!(ext.encode(Bytes::from_static(b"short")), (0, Bytes::from_static(b"short")));
