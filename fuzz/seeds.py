@@ -12,6 +12,7 @@ import base64
 import hashlib
 import os
 import struct
+import zlib
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
@@ -54,6 +55,19 @@ def client(opcode, payload=b"", fin=True, rsv=0):
 
 def close_body(code, reason=b""):
     return struct.pack(">H", code) + reason
+
+
+def msg(data):
+    """One message of the `inflate` target: [len: u16 LE][bytes]."""
+    return struct.pack("<H", len(data)) + data
+
+
+def zeros_bomb(n):
+    """`n` zero bytes as raw deflate data, sync-flushed, tail stripped."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = c.compress(bytes(n)) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert data.endswith(b"\x00\x00\xff\xff")
+    return data[:-4]
 
 
 def rle(data):
@@ -206,6 +220,19 @@ SEEDS = {
         "beyond-max": b"\x01\x01\xf4\x90\x80\x80",
         "incomplete-end": b"\x00abc\xe2\x82",
         "max-code-point": b"\x01\x02\xf4\x8f\xbf\xbf",
+    },
+    "inflate": {
+        # [flags][limit: u16 LE] then messages [len: u16 LE][bytes...]; see src/inflate.rs.
+        "rfc-hello-twice": b"\x00\x00\x01" + msg(b"\xf2\x48\xcd\xc9\xc9\x07\x00") + msg(b"\xf2\x00\x11\x00\x00"),
+        "rfc-stored-block": b"\x01\x10\x00" + msg(b"\x00\x05\x00\xfa\xff\x48\x65\x6c\x6c\x6f\x00"),
+        "rfc-bfinal": b"\x00\x10\x00" + msg(b"\xf3\x48\xcd\xc9\xc9\x07\x00\x00") * 2,
+        "rfc-two-blocks": b"\x00\x10\x00" + msg(b"\xf2\x48\x05\x00\x00\x00\xff\xff\xca\xc9\xc9\x07\x00"),
+        "bomb-over-limit": b"\x00\x00\x04" + msg(zeros_bomb(1 << 16)),
+        "garbage": b"\x00\x00\x01" + msg(b"\xff" * 16) + msg(b"\xf2\x48\xcd\xc9\xc9\x07\x00"),
+        # Roundtrip mode (bit 1), window 15 (bits 2-4 = 7), level 6 (bits 5-7).
+        "roundtrip-text": bytes([0x02 | 7 << 2 | 6 << 5]) + b"\x00\x00" + msg(b"Hello") + msg(b"Hello, Hello" * 20),
+        "roundtrip-reset-w9": bytes([0x03 | 1 << 2 | 1 << 5]) + b"\x00\x00" + msg(bytes(range(256)) * 4) + msg(b""),
+        "roundtrip-w8-stored": bytes([0x02 | 0 << 2 | 6 << 5]) + b"\x00\x00" + msg(b"abcabcabc" * 50),
     },
     "mask": {
         # [key: 4][offset: 8][cut: 2][payload...]

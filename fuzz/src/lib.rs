@@ -20,6 +20,7 @@ use crest_proto::{Bytes, ClientRequest, Config, Connection, Event, HandshakeErro
 
 pub mod codec;
 pub mod handshake;
+pub mod inflate;
 pub mod roundtrip;
 pub mod stream;
 
@@ -282,6 +283,11 @@ mod tests {
     #[test]
     fn handshake_response_seeds() {
         replay("handshake_response", super::handshake::response);
+    }
+
+    #[test]
+    fn inflate_seeds() {
+        replay("inflate", super::inflate::inflate);
     }
 
     #[test]
