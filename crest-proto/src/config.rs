@@ -58,7 +58,7 @@ pub struct Config {
     /// preference; see [`ExtensionConfig`]. Default none: compression costs
     /// CPU and (per connection, while in use) up to ~300 KiB, so it is
     /// opt-in. Add permessage-deflate (RFC 7692) with
-    /// [`Config::with_deflate`](crate::deflate::DeflateConfig).
+    /// [`Config::with_deflate`].
     pub extensions: Vec<Arc<dyn ExtensionConfig>>,
 }
 

@@ -66,6 +66,9 @@
 //!   outgoing ones are never copied by a server; [`EncodedMessage`] encodes
 //!   a broadcast once.
 //! - Every limit in [`Config`] is checked before memory is allocated.
+//! - Extensions plug in through [`extension`]; permessage-deflate (RFC 7692)
+//!   is [`deflate`], added with [`Config::with_deflate`]. Inflating is
+//!   bounded by the message-size limit as it goes.
 //! - Time is an input (`now: Instant`), never read; randomness comes from a
 //!   seed in [`Config`] or the OS through std.
 #![warn(missing_docs, unreachable_pub)]
