@@ -583,9 +583,18 @@ impl Connection {
         let Some(handshake) = self.handshake.as_deref_mut() else {
             return;
         };
+        let request = matches!(handshake, Handshake::Request { .. });
         let end = match handshake {
             Handshake::Request { scanned } | Handshake::Response { scanned, .. } => {
-                let Some(end) = find_head_end(&self.recv.buf, *scanned) else {
+                let end = find_head_end(&self.recv.buf, *scanned);
+                if request {
+                    // Only the head (up to its end, if found) is judged.
+                    let head = &self.recv.buf[..end.unwrap_or(self.recv.buf.len())];
+                    if let Err(e) = server::check_request_start(head) {
+                        return self.fail(e.into());
+                    }
+                }
+                let Some(end) = end else {
                     *scanned = self.recv.buf.len();
                     if self.recv.buf.len() > limit {
                         self.fail(HandshakeError::HeadTooLarge { limit }.into());

@@ -54,6 +54,7 @@ pub async fn within<F: Future>(f: F) -> F::Output {
 pub struct AppSpec {
     routes: Vec<(String, WebSocketServer)>,
     pages: Vec<(String, &'static str)>,
+    config: Option<crest_driver::Config>,
 }
 
 impl AppSpec {
@@ -73,6 +74,12 @@ impl AppSpec {
         self.pages.push((path.into(), html));
         self
     }
+
+    /// `App::config`: the handshake limits and timeout, before routing.
+    pub fn config(mut self, config: crest_driver::Config) -> Self {
+        self.config = Some(config);
+        self
+    }
 }
 
 /// Builds an adapter's `App` from an [`AppSpec`] (the two `App`s have the
@@ -85,6 +92,9 @@ macro_rules! build_app {
         }
         for (path, html) in &$spec.pages {
             app.page(path.clone(), *html);
+        }
+        if let Some(config) = &$spec.config {
+            app.config(config.clone());
         }
         app
     }};
@@ -437,13 +447,29 @@ pub type Events = async_channel::Receiver<Ev>;
 
 /// Records every callback of `ws` (replacing its callbacks).
 pub fn record(ws: &WebSocketServer) -> Events {
+    record_with(ws, false)
+}
+
+/// Records every callback of `ws` (replacing its callbacks), and with
+/// `echo` sends every text and binary message back.
+pub fn record_with(ws: &WebSocketServer, echo: bool) -> Events {
     let (tx, rx) = async_channel::unbounded();
     let t = tx.clone();
     ws.on_connect(move |c| drop(t.try_send(Ev::Connect(c.id().get()))));
     let t = tx.clone();
-    ws.on_message(move |c, m| drop(t.try_send(Ev::Text(c.id().get(), m.to_string()))));
+    ws.on_message(move |c, m| {
+        let _ = t.try_send(Ev::Text(c.id().get(), m.to_string()));
+        if echo {
+            let _ = c.send(m);
+        }
+    });
     let t = tx.clone();
-    ws.on_binary(move |c, b| drop(t.try_send(Ev::Binary(c.id().get(), b.len()))));
+    ws.on_binary(move |c, b| {
+        let _ = t.try_send(Ev::Binary(c.id().get(), b.len()));
+        if echo {
+            let _ = c.send_binary(b);
+        }
+    });
     let t = tx.clone();
     ws.on_error(move |c, e| drop(t.try_send(Ev::Error(c.id().get(), e.to_string()))));
     ws.on_close(move |c, code, reason| drop(tx.try_send(Ev::Close(c.id().get(), code.0, reason.into()))));
@@ -566,9 +592,16 @@ pub type Raw = Async<TcpStream>;
 pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /// Sends `head` and returns the response head (and anything after it).
-pub async fn raw_request(addr: SocketAddr, head: &str) -> (Raw, String) {
+pub async fn raw_request(addr: SocketAddr, head: impl AsRef<[u8]>) -> (Raw, String) {
+    let (tcp, bytes) = raw_exchange(addr, head).await;
+    (tcp, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Sends `bytes` and returns what came back up to the end of the response
+/// head (and anything after it in the same reads), as bytes.
+pub async fn raw_exchange(addr: SocketAddr, bytes: impl AsRef<[u8]>) -> (Raw, Vec<u8>) {
     let mut tcp = raw_connect(addr).await;
-    within(tcp.write_all(head.as_bytes())).await.unwrap();
+    within(tcp.write_all(bytes.as_ref())).await.unwrap();
     let mut buf = Vec::new();
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         let mut chunk = [0u8; 4096];
@@ -578,7 +611,7 @@ pub async fn raw_request(addr: SocketAddr, head: &str) -> (Raw, String) {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    (tcp, String::from_utf8_lossy(&buf).into_owned())
+    (tcp, buf)
 }
 
 /// An upgrade request head for `path`, with `extra` header lines.
@@ -620,6 +653,76 @@ pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     f
 }
 
+/// The frames of a server's (unmasked) byte stream: `(first byte, payload)`
+/// of each complete frame; a trailing partial frame is left out.
+pub fn server_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 2 {
+        let (len, at) = match bytes[1] & 0x7F {
+            126 if bytes.len() >= 4 => (u64::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+            127 if bytes.len() >= 10 => (u64::from_be_bytes(bytes[2..10].try_into().unwrap()), 10),
+            126 | 127 => break,
+            n => (u64::from(n), 2),
+        };
+        let Some(end) = usize::try_from(len).ok().and_then(|l| l.checked_add(at)).filter(|&e| e <= bytes.len()) else {
+            break;
+        };
+        frames.push((bytes[0], bytes[at..end].to_vec()));
+        bytes = &bytes[end..];
+    }
+    frames
+}
+
+/// The code and reason of the first Close frame in a server's byte stream.
+pub fn close_in(bytes: &[u8]) -> Option<(u16, Vec<u8>)> {
+    server_frames(bytes).into_iter().find(|(b0, _)| b0 & 0x0F == 8).map(|(_, p)| match p.len() {
+        0 | 1 => (CloseCode::NO_STATUS_RECEIVED.0, Vec::new()),
+        _ => (u16::from_be_bytes([p[0], p[1]]), p[2..].to_vec()),
+    })
+}
+
+/// Reads until a Close frame from the server is complete (or EOF, or a
+/// reset); returns everything read.
+pub async fn read_until_close(tcp: &mut Raw) -> Vec<u8> {
+    let mut all = Vec::new();
+    within(async {
+        let mut chunk = vec![0u8; 16 * 1024];
+        while close_in(&all).is_none() {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    all
+}
+
+/// Waits (bounded by [`LIMIT`]) until `cond` holds, checking every
+/// millisecond: for counters the server updates after the wire events a
+/// test can await (a connection's task ending after its last byte).
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < LIMIT, "timed out waiting until {what}");
+        async_io::Timer::after(Duration::from_millis(1)).await;
+    }
+}
+
+/// This process's resident memory now and at its peak, in KiB
+/// (`VmRSS`, `VmHWM` of `/proc/self/status`; zeros where there is none).
+pub fn memory_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
 /// Writes raw bytes.
 pub async fn raw_write(tcp: &mut Raw, bytes: &[u8]) {
     within(tcp.write_all(bytes)).await.unwrap();
@@ -631,3 +734,5 @@ pub async fn read_to_end(tcp: &mut Raw) -> Vec<u8> {
     let _ = within(tcp.read_to_end(&mut all)).await;
     all
 }
+
+pub mod reliability;

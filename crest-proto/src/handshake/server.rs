@@ -17,6 +17,31 @@ pub(crate) struct Pending {
     pub(crate) extensions: Vec<ExtensionOffer>,
 }
 
+/// How many leading bytes [`check_request_start`] looks at.
+const START_CHECKED: usize = 32;
+
+/// Checks that `buf`, the bytes received so far before the head's end, can
+/// still be an HTTP request: its request line starts with a method token
+/// (RFC 9110 §9.1). Bytes that are not HTTP at all (a TLS ClientHello sent
+/// to a plain port, binary garbage) are then answered with 400 at once,
+/// instead of waiting for a head end that may never come.
+///
+/// Looks at the first [`START_CHECKED`] bytes only, whichever of them have
+/// arrived: a pure function of a prefix that fails for every longer prefix
+/// once it fails, so the verdict does not depend on how input was split.
+pub(crate) fn check_request_start(buf: &[u8]) -> Result<(), HandshakeError> {
+    let start = &buf[..buf.len().min(START_CHECKED)];
+    // RFC 9112 §2.2: empty lines before the request line are ignored.
+    let start = &start[start.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(start.len())..];
+    let method = start.split(|&b| b == b' ').next().unwrap_or_default();
+    let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    let empty_method = method.is_empty() && !start.is_empty();
+    if empty_method || !method.iter().all(tchar) {
+        return Err(HandshakeError::Http("not an HTTP request"));
+    }
+    Ok(())
+}
+
 /// Parses a complete request head `buf` (the caller found its end).
 /// Returns the request, what the server keeps of it, and the head's length.
 pub(crate) fn parse_request(buf: &[u8], config: &Config) -> Result<(Request, Pending, usize), HandshakeError> {
@@ -175,6 +200,25 @@ mod tests {
         rejects_short_key: ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZQ==") => HandshakeError::InvalidKey, 400;
         rejects_non_base64_key: ("dGhlIHNhbXBsZSBub25jZQ==", "!!!!") => HandshakeError::InvalidKey, 400;
         rejects_missing_key: ("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "") => HandshakeError::InvalidKey, 400;
+    }
+
+    #[test]
+    fn bytes_that_are_not_http_are_refused_before_the_head_ends() {
+        let tls_client_hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+        for bad in [&tls_client_hello[..], b"\x00\xff garbage", b" GET / HTTP/1.1", b"\r\nGE\x01"] {
+            for n in 1..=bad.len() {
+                let prefix = &bad[..n];
+                let verdict = check_request_start(prefix);
+                // Once a prefix fails, every longer one does.
+                if verdict.is_err() {
+                    assert!(bad[n..].is_empty() || check_request_start(&bad[..n + 1]).is_err());
+                }
+            }
+            assert_eq!(check_request_start(bad), Err(HandshakeError::Http("not an HTTP request")), "{bad:?}");
+        }
+        for good in [RFC_REQUEST.as_bytes(), b"G", b"GET", b"\r\nGET / HTTP/1.1", b"", b"\r\n", b"M-SEARCH *"] {
+            assert_eq!(check_request_start(good), Ok(()), "{good:?}");
+        }
     }
 
     #[test]
