@@ -3,13 +3,18 @@
 //! Small frames are coalesced into one growing `tail` buffer (one write for
 //! many messages); a large payload is queued as its own `Bytes` after its
 //! header, never copied. The caller takes the queue with `poll_transmit`
-//! (copied into its `Vec<u8>`) or `poll_transmit_bytes` (chunk by chunk, for
+//! (into its `Vec<u8>`) or `poll_transmit_bytes` (chunk by chunk, for
 //! vectored writes). When the queue empties its buffer is released, so a
 //! quiet connection holds no output memory.
+//!
+//! The tail is a `Vec<u8>` rather than a `BytesMut`: `Vec`'s appends are
+//! generic, so they inline into the encoder and a short frame's fixed-size
+//! copy compiles to register moves; sealing it into `Bytes` takes the
+//! allocation over without copying.
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// How much to reserve when the tail buffer is full: large enough to batch
 /// many small frames, small enough not to matter per connection.
@@ -18,7 +23,7 @@ const TAIL_RESERVE: usize = 4096;
 #[derive(Debug, Default)]
 pub(crate) struct TxQueue {
     chunks: VecDeque<Bytes>,
-    tail: BytesMut,
+    tail: Vec<u8>,
     /// Bytes in `chunks` (the tail's length is its own).
     chunks_len: usize,
 }
@@ -26,11 +31,22 @@ pub(crate) struct TxQueue {
 impl TxQueue {
     /// Space to append `additional` bytes to the coalescing buffer.
     #[inline]
-    pub(crate) fn tail(&mut self, additional: usize) -> &mut BytesMut {
+    pub(crate) fn tail(&mut self, additional: usize) -> &mut Vec<u8> {
         if self.tail.capacity() - self.tail.len() < additional {
             self.tail.reserve(additional.max(TAIL_RESERVE));
         }
         &mut self.tail
+    }
+
+    /// Appends the first `len` bytes of `block`. The copy is of all of
+    /// `block` (a fixed size: register moves, no `memcpy` call), trimmed
+    /// after.
+    #[inline(always)]
+    pub(crate) fn push_prefix<const N: usize>(&mut self, block: &[u8; N], len: usize) {
+        let tail = self.tail(N);
+        let end = tail.len() + len.min(N);
+        tail.extend_from_slice(block);
+        tail.truncate(end);
     }
 
     /// Queues `bytes` as its own chunk, after everything queued so far.
@@ -42,7 +58,7 @@ impl TxQueue {
 
     fn seal_tail(&mut self) {
         if !self.tail.is_empty() {
-            let sealed = self.tail.split().freeze();
+            let sealed = Bytes::from(std::mem::take(&mut self.tail));
             self.chunks_len += sealed.len();
             self.chunks.push_back(sealed);
         }
@@ -57,15 +73,21 @@ impl TxQueue {
         self.len() == 0
     }
 
-    /// Appends everything queued to `out` and empties the queue.
+    /// Appends everything queued to `out` and empties the queue. When `out`
+    /// is empty and everything is in the tail, the tail's buffer becomes
+    /// `out` (no copy) and `out`'s old buffer is released.
     pub(crate) fn drain_into(&mut self, out: &mut Vec<u8>) {
+        if out.is_empty() && self.chunks.is_empty() {
+            *out = std::mem::take(&mut self.tail);
+            return;
+        }
         out.reserve(self.len());
         for chunk in self.chunks.drain(..) {
             out.extend_from_slice(&chunk);
         }
         out.extend_from_slice(&self.tail);
         self.chunks_len = 0;
-        self.tail = BytesMut::new();
+        self.tail = Vec::new();
     }
 
     /// Takes the next chunk, in order.
@@ -74,8 +96,8 @@ impl TxQueue {
         let chunk = self.chunks.pop_front()?;
         self.chunks_len -= chunk.len();
         if self.chunks.is_empty() {
-            // Release the coalescing buffer's block once nothing refers to it.
-            self.tail = BytesMut::new();
+            // Sealed, the tail is empty: release any capacity it kept.
+            self.tail = Vec::new();
         }
         Some(chunk)
     }
