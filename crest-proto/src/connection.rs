@@ -525,6 +525,9 @@ impl Connection {
 
     /// Appends all queued output (HTTP handshake, Pongs, Close echoes,
     /// messages, in order) to `out`. Call after every input and command.
+    ///
+    /// When `out` is empty, the queue's own buffer may take its place (the
+    /// bytes are then not copied, and `out`'s old allocation is freed).
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
         self.tx.drain_into(out);
     }

@@ -394,8 +394,8 @@ fn pad_block(src: &[u8]) -> [u8; BLOCK] {
     words
 }
 
-/// The full UTF-8 check of a short text payload that is not all ASCII.
-#[cold]
+/// The full UTF-8 check of a short text payload that is not all ASCII; out
+/// of line so that the ASCII path stays small.
 #[inline(never)]
 fn block_is_utf8(block: &[u8; INLINE_CAPACITY], len: usize) -> bool {
     block.get(..len).is_some_and(|b| std::str::from_utf8(b).is_ok())
