@@ -747,8 +747,7 @@ impl Connection {
                     tail.extend_from_slice(&head[..n]);
                     tail.extend_from_slice(&payload);
                 } else {
-                    self.tx.tail(n).extend_from_slice(&head[..n]);
-                    self.tx.push_chunk(payload.into_bytes());
+                    self.tx.push_large(&head[..n], payload.into_bytes());
                 }
             }
             Role::Client => {

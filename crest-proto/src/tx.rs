@@ -49,6 +49,20 @@ impl TxQueue {
         tail.truncate(end);
     }
 
+    /// Queues a frame whose payload stays its own chunk: `head` joins the
+    /// small frames before it, or, when there are none, becomes a chunk of
+    /// its own (a few bytes, rather than a tail buffer that sealing would
+    /// hand over with its spare capacity).
+    pub(crate) fn push_large(&mut self, head: &[u8], payload: Bytes) {
+        if self.tail.is_empty() {
+            self.chunks_len += head.len();
+            self.chunks.push_back(Bytes::copy_from_slice(head));
+        } else {
+            self.tail.extend_from_slice(head);
+        }
+        self.push_chunk(payload);
+    }
+
     /// Queues `bytes` as its own chunk, after everything queued so far.
     pub(crate) fn push_chunk(&mut self, bytes: Bytes) {
         self.seal_tail();
@@ -122,9 +136,27 @@ mod tests {
         assert!(q.is_empty());
         q.tail(1).extend_from_slice(b"x");
         q.push_chunk(Bytes::from_static(b"y"));
+        q.push_large(b"h1", Bytes::from_static(b"LARGE1"));
+        q.tail(1).extend_from_slice(b"z");
+        q.push_large(b"h2", Bytes::from_static(b"LARGE2"));
         let mut out = Vec::new();
         q.drain_into(&mut out);
-        assert_eq!(out, b"xy");
+        assert_eq!(out, b"xyh1LARGE1zh2LARGE2");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn drain_hands_over_the_tail_only_into_an_empty_out() {
+        let mut q = TxQueue::default();
+        q.tail(3).extend_from_slice(b"abc");
+        let tail_ptr = q.tail.as_ptr();
+        let mut out = Vec::with_capacity(100);
+        q.drain_into(&mut out);
+        assert_eq!((out.as_slice(), out.as_ptr()), (&b"abc"[..], tail_ptr), "taken over, not copied");
+        assert_eq!((q.len(), q.tail.capacity()), (0, 0), "the queue holds no memory");
+        q.tail(1).extend_from_slice(b"d");
+        q.drain_into(&mut out);
+        assert_eq!(out, b"abcd", "appended after what `out` held");
+        assert_eq!(q.tail.capacity(), 0);
     }
 }
