@@ -393,22 +393,27 @@ impl Connection {
     /// # Errors
     /// [`SendError::NotOpen`] unless [`State::Open`]; a control payload over
     /// 125 bytes. Nothing is queued on error.
+    #[inline]
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
         if self.state != State::Open {
             return Err(SendError::NotOpen);
         }
         let (opcode, payload) = message.into_parts();
-        if payload.inline_parts().is_some()
-            && self.extension.is_none()
-            && self.config.max_send_frame_size >= INLINE_CAPACITY
-        {
-            // A short message without extension: one frame, nothing to split.
-            self.queue_frame(
-                FrameHeader { fin: true, rsv: 0, opcode, mask: None, payload_len: payload.len() as u64 },
-                payload,
-            );
-            return Ok(());
+        if let Some((data, len)) = payload.inline_parts() {
+            if self.extension.is_none() && self.config.max_send_frame_size >= INLINE_CAPACITY {
+                // A short message without extension: one frame, nothing to split.
+                self.queue_short(0x80 | opcode.as_u8(), data, len);
+                return Ok(());
+            }
         }
+        self.send_frames(opcode, payload)
+    }
+
+    /// Everything [`send`](Self::send)'s fast path does not handle, out of
+    /// line so that the fast path stays small: control size checks, the
+    /// extension, fragmentation.
+    #[inline(never)]
+    fn send_frames(&mut self, opcode: OpCode, payload: Payload) -> Result<(), SendError> {
         if opcode.is_control() {
             if payload.len() > MAX_CONTROL_PAYLOAD {
                 return Err(SendError::ControlFrameTooLarge(payload.len()));
@@ -504,6 +509,7 @@ impl Connection {
     /// Frames are decoded here, on demand, one message at a time; the Pong
     /// for a Ping and the Close echo are queued as their events are handed out.
     #[must_use]
+    #[inline(always)]
     pub fn poll_event(&mut self) -> Option<Event> {
         // Fast path: the next short data message straight from the buffer.
         if self.events.is_empty() && self.ending.is_none() && matches!(self.state, State::Open | State::LocalClosing) {
@@ -534,6 +540,9 @@ impl Connection {
 
     /// Appends all queued output (HTTP handshake, Pongs, Close echoes,
     /// messages, in order) to `out`. Call after every input and command.
+    ///
+    /// When `out` is empty, the queue's own buffer may take its place (the
+    /// bytes are then not copied, and `out`'s old allocation is freed).
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
         self.tx.drain_into(out);
     }
@@ -748,19 +757,10 @@ impl Connection {
     /// shared (server), or masked while copying (client).
     #[inline]
     fn queue_frame(&mut self, header: FrameHeader, payload: Payload) {
-        if let (Role::Server, Some((data, len))) = (self.role, payload.inline_parts()) {
-            // A short unmasked frame: 2-byte header (len <= 22 < 126) and the
-            // inline bytes, appended as one fixed-size block and trimmed, so
-            // no variable-length copy (a memcpy call) is needed.
-            let mut frame = [0u8; 2 + INLINE_CAPACITY];
-            frame[0] = u8::from(header.fin) << 7 | header.rsv | header.opcode.as_u8();
-            frame[1] = len as u8;
-            frame[2..].copy_from_slice(data);
-            let tail = self.tx.tail(frame.len());
-            let end = tail.len() + 2 + len;
-            tail.extend_from_slice(&frame);
-            tail.truncate(end);
-            return;
+        if let Some((data, len)) = payload.inline_parts() {
+            let mut head = [0u8; MAX_HEADER_LEN];
+            header.encode(&mut head);
+            return self.queue_short(head[0], data, len);
         }
         let mut head = [0u8; MAX_HEADER_LEN];
         match self.role {
@@ -771,8 +771,7 @@ impl Connection {
                     tail.extend_from_slice(&head[..n]);
                     tail.extend_from_slice(&payload);
                 } else {
-                    self.tx.tail(n).extend_from_slice(&head[..n]);
-                    self.tx.push_chunk(payload.into_bytes());
+                    self.tx.push_large(&head[..n], payload.into_bytes());
                 }
             }
             Role::Client => {
@@ -781,6 +780,34 @@ impl Connection {
                 let tail = self.tx.tail(n + payload.len());
                 tail.extend_from_slice(&head[..n]);
                 mask::extend_masked(tail, &payload, key);
+            }
+        }
+    }
+
+    /// Encodes one frame with an inline payload (at most
+    /// [`INLINE_CAPACITY`] bytes, so a 7-bit length) and first header byte
+    /// `b0` into the output queue: a server frame as 2 header bytes and
+    /// `data`, a client frame as 6 header bytes and `data` masked. Every copy
+    /// is of fixed size (all of `data`), trimmed to the frame's length after.
+    #[inline(always)]
+    fn queue_short(&mut self, b0: u8, data: &[u8; INLINE_CAPACITY], len: usize) {
+        let len7 = len.min(INLINE_CAPACITY) as u8;
+        match self.role {
+            Role::Server => {
+                let mut frame = [0u8; 2 + INLINE_CAPACITY];
+                frame[0] = b0;
+                frame[1] = len7;
+                frame[2..].copy_from_slice(data);
+                self.tx.push_prefix(&frame, 2 + usize::from(len7));
+            }
+            Role::Client => {
+                let key = self.rng.mask_key();
+                let mut frame = [0u8; 6 + INLINE_CAPACITY];
+                frame[0] = b0;
+                frame[1] = 0x80 | len7;
+                frame[2..6].copy_from_slice(&key);
+                frame[6..].copy_from_slice(&mask::mask_block(data, key));
+                self.tx.push_prefix(&frame, 6 + usize::from(len7));
             }
         }
     }

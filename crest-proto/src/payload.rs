@@ -83,6 +83,12 @@ impl Payload {
         Self(Repr::Inline { len: len.min(src.len()).min(INLINE_CAPACITY) as u8, data })
     }
 
+    /// An inline payload of the first `len` bytes of `block`.
+    #[inline(always)]
+    pub(crate) fn from_block(block: [u8; INLINE_CAPACITY], len: usize) -> Self {
+        Self(Repr::Inline { len: len.min(INLINE_CAPACITY) as u8, data: block })
+    }
+
     /// The inline buffer and length, if the payload is inline. All of
     /// `data` is initialised; only `data[..len]` is the payload.
     #[inline]

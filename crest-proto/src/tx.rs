@@ -3,13 +3,18 @@
 //! Small frames are coalesced into one growing `tail` buffer (one write for
 //! many messages); a large payload is queued as its own `Bytes` after its
 //! header, never copied. The caller takes the queue with `poll_transmit`
-//! (copied into its `Vec<u8>`) or `poll_transmit_bytes` (chunk by chunk, for
+//! (into its `Vec<u8>`) or `poll_transmit_bytes` (chunk by chunk, for
 //! vectored writes). When the queue empties its buffer is released, so a
 //! quiet connection holds no output memory.
+//!
+//! The tail is a `Vec<u8>` rather than a `BytesMut`: `Vec`'s appends are
+//! generic, so they inline into the encoder and a short frame's fixed-size
+//! copy compiles to register moves; sealing it into `Bytes` takes the
+//! allocation over without copying.
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// How much to reserve when the tail buffer is full: large enough to batch
 /// many small frames, small enough not to matter per connection.
@@ -18,7 +23,7 @@ const TAIL_RESERVE: usize = 4096;
 #[derive(Debug, Default)]
 pub(crate) struct TxQueue {
     chunks: VecDeque<Bytes>,
-    tail: BytesMut,
+    tail: Vec<u8>,
     /// Bytes in `chunks` (the tail's length is its own).
     chunks_len: usize,
 }
@@ -26,11 +31,36 @@ pub(crate) struct TxQueue {
 impl TxQueue {
     /// Space to append `additional` bytes to the coalescing buffer.
     #[inline]
-    pub(crate) fn tail(&mut self, additional: usize) -> &mut BytesMut {
+    pub(crate) fn tail(&mut self, additional: usize) -> &mut Vec<u8> {
         if self.tail.capacity() - self.tail.len() < additional {
             self.tail.reserve(additional.max(TAIL_RESERVE));
         }
         &mut self.tail
+    }
+
+    /// Appends the first `len` bytes of `block`. The copy is of all of
+    /// `block` (a fixed size: register moves, no `memcpy` call), trimmed
+    /// after.
+    #[inline(always)]
+    pub(crate) fn push_prefix<const N: usize>(&mut self, block: &[u8; N], len: usize) {
+        let tail = self.tail(N);
+        let end = tail.len() + len.min(N);
+        tail.extend_from_slice(block);
+        tail.truncate(end);
+    }
+
+    /// Queues a frame whose payload stays its own chunk: `head` joins the
+    /// small frames before it, or, when there are none, becomes a chunk of
+    /// its own (a few bytes, rather than a tail buffer that sealing would
+    /// hand over with its spare capacity).
+    pub(crate) fn push_large(&mut self, head: &[u8], payload: Bytes) {
+        if self.tail.is_empty() {
+            self.chunks_len += head.len();
+            self.chunks.push_back(Bytes::copy_from_slice(head));
+        } else {
+            self.tail.extend_from_slice(head);
+        }
+        self.push_chunk(payload);
     }
 
     /// Queues `bytes` as its own chunk, after everything queued so far.
@@ -42,7 +72,7 @@ impl TxQueue {
 
     fn seal_tail(&mut self) {
         if !self.tail.is_empty() {
-            let sealed = self.tail.split().freeze();
+            let sealed = Bytes::from(std::mem::take(&mut self.tail));
             self.chunks_len += sealed.len();
             self.chunks.push_back(sealed);
         }
@@ -57,15 +87,21 @@ impl TxQueue {
         self.len() == 0
     }
 
-    /// Appends everything queued to `out` and empties the queue.
+    /// Appends everything queued to `out` and empties the queue. When `out`
+    /// is empty and everything is in the tail, the tail's buffer becomes
+    /// `out` (no copy) and `out`'s old buffer is released.
     pub(crate) fn drain_into(&mut self, out: &mut Vec<u8>) {
+        if out.is_empty() && self.chunks.is_empty() {
+            *out = std::mem::take(&mut self.tail);
+            return;
+        }
         out.reserve(self.len());
         for chunk in self.chunks.drain(..) {
             out.extend_from_slice(&chunk);
         }
         out.extend_from_slice(&self.tail);
         self.chunks_len = 0;
-        self.tail = BytesMut::new();
+        self.tail = Vec::new();
     }
 
     /// Takes the next chunk, in order.
@@ -74,8 +110,8 @@ impl TxQueue {
         let chunk = self.chunks.pop_front()?;
         self.chunks_len -= chunk.len();
         if self.chunks.is_empty() {
-            // Release the coalescing buffer's block once nothing refers to it.
-            self.tail = BytesMut::new();
+            // Sealed, the tail is empty: release any capacity it kept.
+            self.tail = Vec::new();
         }
         Some(chunk)
     }
@@ -100,9 +136,27 @@ mod tests {
         assert!(q.is_empty());
         q.tail(1).extend_from_slice(b"x");
         q.push_chunk(Bytes::from_static(b"y"));
+        q.push_large(b"h1", Bytes::from_static(b"LARGE1"));
+        q.tail(1).extend_from_slice(b"z");
+        q.push_large(b"h2", Bytes::from_static(b"LARGE2"));
         let mut out = Vec::new();
         q.drain_into(&mut out);
-        assert_eq!(out, b"xy");
+        assert_eq!(out, b"xyh1LARGE1zh2LARGE2");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn drain_hands_over_the_tail_only_into_an_empty_out() {
+        let mut q = TxQueue::default();
+        q.tail(3).extend_from_slice(b"abc");
+        let tail_ptr = q.tail.as_ptr();
+        let mut out = Vec::with_capacity(100);
+        q.drain_into(&mut out);
+        assert_eq!((out.as_slice(), out.as_ptr()), (&b"abc"[..], tail_ptr), "taken over, not copied");
+        assert_eq!((q.len(), q.tail.capacity()), (0, 0), "the queue holds no memory");
+        q.tail(1).extend_from_slice(b"d");
+        q.drain_into(&mut out);
+        assert_eq!(out, b"abcd", "appended after what `out` held");
+        assert_eq!(q.tail.capacity(), 0);
     }
 }

@@ -35,6 +35,23 @@ pub(crate) fn apply_mask_inline(data: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
+/// The masking key repeated over a `u64`: XOR it into the little-endian word
+/// of eight payload bytes that start at an offset divisible by 4.
+#[inline(always)]
+pub(crate) fn key_word(key: [u8; 4]) -> u64 {
+    let k32 = u64::from(u32::from_le_bytes(key));
+    k32 << 32 | k32
+}
+
+/// `block`, a payload's first `N` bytes, masked with `key`: a fixed-size
+/// copy and word XORs (for short frames, where a call would cost more).
+#[inline(always)]
+pub(crate) fn mask_block<const N: usize>(block: &[u8; N], key: [u8; 4]) -> [u8; N] {
+    let mut out = *block;
+    apply_mask_inline(&mut out, key, 0);
+    out
+}
+
 /// The byte-at-a-time definition from RFC 6455 §5.3, the reference that
 /// [`apply_mask`] is tested and fuzzed against. Any `offset` is accepted, as
 /// by `apply_mask`: only its value mod 4 matters.
@@ -47,7 +64,7 @@ pub fn apply_mask_reference(data: &mut [u8], key: [u8; 4], offset: usize) {
 
 /// Copies `src` to the end of `dst`, masked: one pass instead of copy + mask.
 #[inline]
-pub(crate) fn extend_masked(dst: &mut bytes::BytesMut, src: &[u8], key: [u8; 4]) {
+pub(crate) fn extend_masked(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
     let start = dst.len();
     dst.extend_from_slice(src);
     apply_mask(&mut dst[start..], key, 0);

@@ -1,7 +1,7 @@
 //! Client side of the opening handshake (RFC 6455 §4.1) and `ws://` URIs (§3).
 
 use base64::Engine as _;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
 use super::{has_token, header_values, httparse_error, is_token, validate_headers, write_header};
 use crate::config::Config;
@@ -164,7 +164,7 @@ impl ClientRequest {
     }
 
     /// Writes the request head with base64 `key`.
-    pub(crate) fn encode(&self, key: &str, extensions: &[ExtensionOffer], out: &mut BytesMut) {
+    pub(crate) fn encode(&self, key: &str, extensions: &[ExtensionOffer], out: &mut Vec<u8>) {
         out.put_slice(b"GET ");
         out.put_slice(self.resource.as_bytes());
         out.put_slice(b" HTTP/1.1\r\n");
@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn request_head() {
         let req = ClientRequest::new("server.example.com", "/chat").protocol("chat").protocol("superchat");
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         req.encode("dGhlIHNhbXBsZSBub25jZQ==", &[], &mut out);
         let text = std::str::from_utf8(&out).unwrap();
         assert!(text.starts_with("GET /chat HTTP/1.1\r\nHost: server.example.com\r\n"));

@@ -8,7 +8,7 @@ pub(crate) mod client;
 pub(crate) mod server;
 
 use base64::Engine as _;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use sha1::{Digest, Sha1};
 
 use crate::error::SendError;
@@ -169,7 +169,7 @@ impl Response {
         validate_headers(&self.headers)
     }
 
-    pub(crate) fn encode(&self, out: &mut BytesMut) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         write_status_line(out, self.status);
         for (n, v) in &self.headers {
             write_header(out, n, v);
@@ -181,7 +181,7 @@ impl Response {
     }
 }
 
-pub(crate) fn write_status_line(out: &mut BytesMut, status: u16) {
+pub(crate) fn write_status_line(out: &mut Vec<u8>, status: u16) {
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(status.to_string().as_bytes());
     out.put_u8(b' ');
@@ -189,7 +189,7 @@ pub(crate) fn write_status_line(out: &mut BytesMut, status: u16) {
     out.put_slice(b"\r\n");
 }
 
-pub(crate) fn write_header(out: &mut BytesMut, name: &str, value: &str) {
+pub(crate) fn write_header(out: &mut Vec<u8>, name: &str, value: &str) {
     out.put_slice(name.as_bytes());
     out.put_slice(b": ");
     out.put_slice(value.as_bytes());

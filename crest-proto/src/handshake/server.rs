@@ -1,7 +1,7 @@
 //! Server side of the opening handshake (RFC 6455 §4.2).
 
 use base64::Engine as _;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
 use super::{has_token, header_values, httparse_error, list_items, write_header, write_status_line, Request, Response};
 use crate::config::Config;
@@ -113,7 +113,7 @@ pub(crate) fn parse_request(buf: &[u8], config: &Config) -> Result<(Request, Pen
 
 /// Writes the 101 response (RFC 6455 §4.2.2 step 5).
 pub(crate) fn write_switching_protocols(
-    out: &mut BytesMut,
+    out: &mut Vec<u8>,
     key: &str,
     protocol: Option<&str>,
     extension: Option<&str>,
@@ -168,7 +168,7 @@ mod tests {
         assert_eq!(req.origin(), Some("http://example.com"));
         assert_eq!(req.protocols(), ["chat", "superchat"]);
         assert_eq!(pending.key, "dGhlIHNhbXBsZSBub25jZQ==");
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         write_switching_protocols(&mut out, &pending.key, Some("chat"), None, &[]);
         let text = std::str::from_utf8(&out).unwrap();
         assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn error_responses_carry_required_headers() {
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         error_response(&HandshakeError::UnsupportedVersion("8".into())).encode(&mut out);
         let text = std::str::from_utf8(&out).unwrap();
         assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"), "{text}");

@@ -587,3 +587,60 @@ fn events_and_payloads_stay_small() {
     assert_eq!(std::mem::size_of::<Payload>(), std::mem::size_of::<Bytes>());
     assert!(std::mem::size_of::<Event>() <= 48, "{}", std::mem::size_of::<Event>());
 }
+
+/// Short messages take fast paths on both sides (inline payloads, fixed-size
+/// copies, an ASCII check before the full UTF-8 check): every length around
+/// the inline capacity, both directions, text with multi-byte characters at
+/// either end, binary with every high bit set, and invalid UTF-8 at the end.
+#[test]
+fn short_messages_of_every_length_round_trip() {
+    let mut pair = Pair::open();
+    let mut sent = Vec::new();
+    for len in 0..=crate::payload::INLINE_CAPACITY + 3 {
+        let ascii: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let mut texts = vec![ascii];
+        if len >= 2 {
+            texts.push(format!("é{}", "x".repeat(len - 2)));
+            texts.push(format!("{}é", "x".repeat(len - 2)));
+        }
+        for t in texts {
+            sent.push(Message::text(t));
+        }
+        sent.push(Message::binary((0..len).map(|i| 0x80 | i as u8).collect::<Vec<u8>>()));
+    }
+    let expected: Vec<Event> = sent
+        .iter()
+        .map(|m| match m.clone() {
+            Message::Text(t) => Event::Text(t),
+            Message::Binary(b) => Event::Binary(b),
+            _ => unreachable!(),
+        })
+        .collect();
+    for m in &sent {
+        pair.client.send(m.clone()).unwrap();
+        pair.server.send(m.clone()).unwrap();
+    }
+    pair.deliver_to_server();
+    pair.deliver_to_client();
+    assert_eq!(drain(&mut pair.server), expected);
+    assert_eq!(drain(&mut pair.client), expected);
+
+    for len in 1..=crate::payload::INLINE_CAPACITY {
+        let mut server = open_server(Config::default());
+        let mut bad = vec![b'a'; len];
+        bad[len - 1] = 0xFF;
+        let mut wire = client_frame(true, 1, b"ok");
+        wire.extend(client_frame(true, 1, &bad));
+        wire.extend(client_frame(true, 2, b"never seen"));
+        server.receive(Instant::now(), &wire);
+        assert_eq!(
+            drain(&mut server),
+            vec![
+                Event::Text(crate::Text::from_static("ok")),
+                Event::Error(Error::Protocol(ProtocolError::InvalidUtf8)),
+                closed(1007)
+            ],
+            "len {len}"
+        );
+    }
+}
