@@ -438,10 +438,12 @@ pub async fn bad_frames<R: Runtime>() -> Report {
         ("frame header announcing 2^63-1 bytes (no payload sent)".into(), header_only(2, (1 << 63) - 1), 1009),
         (format!("a message growing past its limit ({} KiB) in 16-byte fragments", LIMIT_BYTES / 1024), grow, 1009),
     ];
-    for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+    const INVALID_CODES: [u16; 10] = [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535];
+    for code in INVALID_CODES {
         tries.push((format!("Close with invalid code {code}"), close(code, b""), 1002));
     }
     let mut report = Report::default();
+    let mut invalid_codes = Vec::new();
     for (tried, bytes, expected) in tries {
         let before = memory_kib().0;
         let (mut tcp, id) = st.raw_client().await;
@@ -461,8 +463,21 @@ pub async fn bad_frames<R: Runtime>() -> Report {
         let grew = memory_kib().0.saturating_sub(before);
         st.bystander_served().await;
         let memory = if expected == 1009 { format!("; process RSS +{grew} KiB") } else { String::new() };
+        if tried.starts_with("Close with invalid code") {
+            invalid_codes.push((code, error));
+            continue;
+        }
         report.row(tried, format!("close {code} (\"{error}\"), on_error then on_close({code}) once{memory}"));
     }
+    assert_eq!(invalid_codes.len(), INVALID_CODES.len());
+    assert!(invalid_codes.iter().all(|(code, _)| *code == 1002));
+    report.row(
+        format!("Close with an invalid code: {INVALID_CODES:?}"),
+        format!(
+            "close 1002 for each (e.g. \"{}\"), on_error then on_close(1002) once",
+            invalid_codes.last().map_or("", |(_, e)| e.as_str())
+        ),
+    );
     st.finish().await;
     report
 }
@@ -683,7 +698,7 @@ pub async fn slow_reader_during_broadcast<R: Runtime>() -> Report {
         ),
         format!(
             "the non-reader's queue peaked at {} KiB, then QueueFull and on_close(1006) as documented; the readers \
-             got all {} messages: {r_alone:.0} MiB/s each without the non-reader, {r_slow:.0} MiB/s with it",
+             got all {} messages: {r_alone:.0} MiB/s in all without the non-reader, {r_slow:.0} MiB/s with it",
             peak / 1024,
             total * FAST
         ),
@@ -1239,6 +1254,8 @@ pub async fn limits_the_peer_cannot_lift<R: Runtime>() -> Report {
     raw_write(&mut tcp, &with_first(client_frame(1, b"\xf2\x48\xcd\xc9\xc9\x07\x00"), 0x40, 0)).await;
     assert_eq!(close_in(&read_until_close(&mut tcp).await).map(|c| c.0), Some(1002));
     st.error_then_close(id, 1002).await;
+    read_to_end(&mut tcp).await; // the server closes (no lingering for our EOF)
+    drop(tcp);
     report.row(
         "offering permessage-deflate (not enabled), then sending a compressed (RSV1) frame",
         "101 without Sec-WebSocket-Extensions, then close 1002 for the RSV1 frame",
@@ -1251,6 +1268,8 @@ pub async fn limits_the_peer_cannot_lift<R: Runtime>() -> Report {
     raw_write(&mut tcp, &header).await;
     assert_eq!(close_in(&read_until_close(&mut tcp).await).map(|c| c.0), Some(1009));
     st.error_then_close(id, 1009).await;
+    read_to_end(&mut tcp).await;
+    drop(tcp);
     report.row(
         format!("a frame header announcing {} bytes (limit {MAX}), payload never sent", MAX + 1),
         "close 1009 on the header alone",
