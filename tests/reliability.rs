@@ -13,6 +13,8 @@ use crest_tests::reliability;
 
 fn setup() {
     reliability::set_clients_command(env!("CARGO_BIN_EXE_reliability-clients"), &[]);
+    // Scenarios running in parallel hold a few thousand sockets at times.
+    reliability::raise_fd_limit();
 }
 
 macro_rules! on {
