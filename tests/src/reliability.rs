@@ -226,6 +226,17 @@ impl Stage {
     }
 }
 
+/// The handle of connection `id` (registered right after its `on_connect`).
+async fn registered(ws: &WebSocketServer, id: u64) -> Conn {
+    let mut found = None;
+    eventually("the connection is registered", || {
+        found = ws.connections().into_iter().find(|c| c.id().get() == id);
+        found.is_some()
+    })
+    .await;
+    found.unwrap()
+}
+
 fn status_line(head: &str) -> &str {
     head.lines().next().unwrap_or("")
 }
@@ -490,7 +501,7 @@ pub async fn ping_flood_without_reading<R: Runtime>() -> Report {
     const CAP: usize = 128 << 20;
     let mut st = Stage::new::<R>(Settings::default(), Config::default()).await;
     let (tcp, id) = st.raw_client().await;
-    let conn = st.ws.connections().into_iter().find(|c| c.id().get() == id).unwrap();
+    let conn = registered(&st.ws, id).await;
     let batch: Vec<u8> = client_frame(9, &[7; 125]).repeat(512);
     let (mut sent, mut peak, mut stalled) = (0usize, 0usize, false);
     let mut w = &tcp;
@@ -666,7 +677,7 @@ pub async fn slow_reader_during_broadcast<R: Runtime>() -> Report {
     let slow_tcp = raw_ws(server.addr, "/ws").await; // never reads
     socket2::SockRef::from(slow_tcp.get_ref()).set_recv_buffer_size(4096).unwrap();
     let slow_id = next_connect(&events).await;
-    let slow = ws.connections().into_iter().find(|c| c.id().get() == slow_id).unwrap();
+    let slow = registered(&ws, slow_id).await;
     let (sent_slow, with_slow, peak) = within(broadcast(Some(slow))).await;
     match next_ev(&events).await {
         Ev::Error(id, e) => assert!(id == slow_id && e.contains("slow consumer"), "{e}"),
@@ -728,6 +739,9 @@ pub async fn abrupt_drops_by_the_thousand<R: Runtime>() -> Report {
     let before = memory_kib().0;
     let start = Instant::now();
     let head = upgrade_head("/ws", "");
+    let live = server.shutdown.clone();
+    // Each batch fills the connection limit: the next starts once it is gone.
+    let gone = || eventually("the batch's tasks have ended", || live.live() == 0);
 
     // Mid-handshake: half a request, then gone.
     let half = &head.as_bytes()[..head.len() / 2];
@@ -736,6 +750,7 @@ pub async fn abrupt_drops_by_the_thousand<R: Runtime>() -> Report {
         raw_write(&mut tcp, half).await;
     }))
     .await;
+    gone().await;
     // Mid-frame: half of a 100-byte frame.
     let frame = client_frame(2, &[5; 100]);
     let frame = &frame[..50];
@@ -744,10 +759,11 @@ pub async fn abrupt_drops_by_the_thousand<R: Runtime>() -> Report {
         raw_write(&mut tcp, frame).await;
     }))
     .await;
+    gone().await;
     // Mid-close: the server's Close arrives, the peer leaves without answering.
     futures_util::future::join_all((0..BATCH).map(|_| async move {
         let (mut tcp, mut out) = raw_exchange(addr, upgrade_head("/closing", "")).await;
-        assert!(out.starts_with(b"HTTP/1.1 101 "));
+        assert!(out.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&out));
         let end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         out.drain(..end);
         if close_in(&out).is_none() {
@@ -756,6 +772,7 @@ pub async fn abrupt_drops_by_the_thousand<R: Runtime>() -> Report {
         assert_eq!(close_in(&out).map(|c| c.0), Some(1000));
     }))
     .await;
+    gone().await;
     // Reset: SO_LINGER 0, then close (an RST instead of a FIN).
     futures_util::future::join_all((0..BATCH).map(|_| async move {
         let mut tcp = raw_ws(addr, "/ws").await;
@@ -763,9 +780,8 @@ pub async fn abrupt_drops_by_the_thousand<R: Runtime>() -> Report {
         socket2::SockRef::from(tcp.get_ref()).set_linger(Some(Duration::ZERO)).unwrap();
     }))
     .await;
+    gone().await;
 
-    let live = server.shutdown.clone();
-    eventually("every dropped connection's task has ended", || live.live() == 0).await;
     let took = start.elapsed();
     assert_eq!(ws.connection_count(), 0);
     let opened = opened.load(Ordering::Relaxed);
@@ -1094,6 +1110,7 @@ pub async fn graceful_shutdown_with_traffic<R: Runtime>() -> Report {
             }),
         ));
     }
+    eventually("every client is registered", || ws.connection_count() == CLIENTS).await;
     let conns = ws.connections();
     let mut accepted: HashMap<u64, usize> = HashMap::new();
     for round in 0..ROUNDS {
@@ -1312,7 +1329,7 @@ pub async fn max_connections<R: Runtime>() -> Report {
     }))
     .await;
     assert!(refused.iter().all(|r| r.starts_with("HTTP/1.1 503 ")), "{refused:?}");
-    assert_eq!(ws.connection_count(), MAX);
+    eventually("the open ones are all registered", || ws.connection_count() == MAX).await;
     for (i, p) in peers.iter_mut().enumerate() {
         send_text(p, &format!("still {i}")).await;
         assert_eq!(next_text(p).await, format!("still {i}"));
