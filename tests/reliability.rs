@@ -60,6 +60,7 @@ reliability!(
     silent_peers_are_dropped,
     slow_reader_during_broadcast,
     abrupt_drops_by_the_thousand,
+    close_never_answered,
     close_under_load,
     graceful_shutdown_with_traffic,
     auth_hook_cannot_be_bypassed,

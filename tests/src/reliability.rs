@@ -83,6 +83,7 @@ cases! {
     "faults and load": [
         slow_reader_during_broadcast,
         abrupt_drops_by_the_thousand,
+        close_never_answered,
         ten_thousand_connections,
         close_under_load,
         graceful_shutdown_with_traffic,
@@ -176,6 +177,24 @@ impl Stage {
         if let Ev::Connect(id) | Ev::Text(id, _) | Ev::Binary(id, _) | Ev::Error(id, _) = ev {
             assert!(!self.closed.contains_key(id), "{ev:?} after on_close");
         }
+    }
+
+    /// The next `n` events of each of `ids`, whatever their interleaving.
+    async fn events_of(&mut self, ids: &[u64], n: usize) -> HashMap<u64, Vec<Ev>> {
+        let mut seen: HashMap<u64, Vec<Ev>> = ids.iter().map(|id| (*id, Vec::new())).collect();
+        while seen.values().any(|evs| evs.len() < n) {
+            let ev = next_ev(&self.events).await;
+            self.check(&ev);
+            let id = match &ev {
+                Ev::Text(i, _) | Ev::Binary(i, _) if *i == self.bystander_id => continue,
+                Ev::Connect(i) | Ev::Text(i, _) | Ev::Binary(i, _) | Ev::Error(i, _) | Ev::Close(i, ..) => *i,
+            };
+            match seen.get_mut(&id) {
+                Some(evs) if evs.len() < n => evs.push(ev),
+                _ => panic!("unexpected event {ev:?}"),
+            }
+        }
+        seen
     }
 
     /// The next `on_connect`.
@@ -809,6 +828,48 @@ pub async fn abrupt_drops_by_the_thousand<R: Runtime>() -> Report {
              the {opened} opened, none for the half-handshakes; then {BATCH} new connections fit the limit of \
              {BATCH} (no slot leaked); process RSS +{grew} KiB"
         ),
+    );
+    report
+}
+
+/// Peers that get the server's Close and neither answer it nor close TCP
+/// (a half-dead client): dropped when `close_timeout` passes, with
+/// `on_error` (timeout) then `on_close(1006)`, nothing left behind.
+pub async fn close_never_answered<R: Runtime>() -> Report {
+    const PEERS: usize = 50;
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    let config = Config { close_timeout: Some(TIMEOUT), ..Config::default() };
+    let mut st = Stage::new::<R>(Settings::default().config(config), Config::default()).await;
+    let mut peers = Vec::new();
+    for _ in 0..PEERS {
+        let (tcp, id) = st.raw_client().await;
+        registered(&st.ws, id).await.close(1000, "bye").unwrap();
+        peers.push((tcp, id));
+    }
+    let start = Instant::now();
+    for (tcp, _) in &mut peers {
+        let out = read_to_end(tcp).await; // the Close, then the server's EOF: never answered
+        assert_eq!(close_in(&out).map(|c| c.0), Some(1000));
+    }
+    let took = start.elapsed();
+    let ids: Vec<u64> = peers.iter().map(|(_, id)| *id).collect();
+    let mut error = String::new();
+    for (id, evs) in st.events_of(&ids, 2).await {
+        match &evs[..] {
+            [Ev::Error(_, e), Ev::Close(_, 1006, _)] if e.contains("timed out") => error.clone_from(e),
+            other => panic!("connection {id}: {other:?}"),
+        }
+    }
+    assert!(took >= TIMEOUT - Duration::from_millis(50), "dropped after {took:?}");
+    st.bystander_served().await;
+    drop(peers);
+    st.finish().await;
+    let mut report = Report::default();
+    report.row(
+        format!(
+            "{PEERS} peers that get the server's Close and neither answer nor close TCP (close timeout {TIMEOUT:?})"
+        ),
+        format!("all dropped within {took:.2?}: \"{error}\", then on_close(1006) once each; bystander served"),
     );
     report
 }
