@@ -13,6 +13,8 @@ use crest_tests::reliability;
 
 fn setup() {
     reliability::set_clients_command(env!("CARGO_BIN_EXE_reliability-clients"), &[]);
+    // Scenarios running in parallel hold a few thousand sockets at times.
+    reliability::raise_fd_limit();
 }
 
 macro_rules! on {
@@ -58,6 +60,7 @@ reliability!(
     silent_peers_are_dropped,
     slow_reader_during_broadcast,
     abrupt_drops_by_the_thousand,
+    close_never_answered,
     close_under_load,
     graceful_shutdown_with_traffic,
     auth_hook_cannot_be_bypassed,

@@ -82,7 +82,7 @@ impl App {
     /// # Errors
     /// When the address cannot be bound.
     pub async fn run(self, host: &str, port: u16) -> io::Result<()> {
-        let listener = TcpListener::bind((host, port))?;
+        let listener = bind(host, port)?;
         tracing::info!("listening on {}", listener.local_addr()?);
         let shutdown = self.shutdown_handle();
         let signals = async move {
@@ -177,6 +177,33 @@ impl IntoListener for async_std::net::TcpListener {
     }
 }
 
+/// Most connections the kernel completes and queues before `accept` takes
+/// them; as in tokio's `TcpListener::bind`. Beyond it a burst of connects is
+/// dropped and retried by the clients a second or more later (std's
+/// `TcpListener::bind` uses 128, which a burst of a few hundred overflows).
+const BACKLOG: i32 = 1024;
+
+/// Binds the first address `host:port` resolves to that can be bound
+/// (address reuse on, as std sets it), listening with [`BACKLOG`].
+fn bind(host: &str, port: u16) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let mut last = None;
+    for addr in std::net::ToSocketAddrs::to_socket_addrs(&(host, port))? {
+        let bound = Socket::new(Domain::for_address(addr), Type::STREAM, None).and_then(|socket| {
+            #[cfg(unix)]
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(BACKLOG)?;
+            Ok(TcpListener::from(socket))
+        });
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
+}
+
 /// Resolves on Ctrl-C or SIGTERM (never, if signals cannot be watched).
 async fn wait_for_signal() {
     use async_signal::{Signal, Signals};
@@ -192,5 +219,26 @@ async fn wait_for_signal() {
             tracing::warn!("cannot watch for Ctrl-C: {e}");
             future::pending::<()>().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    /// A burst of connects larger than std's backlog (128) completes without
+    /// anyone accepting: the kernel queues them all.
+    #[test]
+    fn bind_queues_a_burst_of_connects() {
+        let listener = super::bind("127.0.0.1", 0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let queued: Vec<TcpStream> = (0..300)
+            .map(|i| {
+                TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                    .unwrap_or_else(|e| panic!("connect {i} was not queued: {e}"))
+            })
+            .collect();
+        assert_eq!(queued.len(), 300);
     }
 }

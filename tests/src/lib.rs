@@ -164,6 +164,16 @@ pub trait Runtime: Sized + 'static {
     fn stream_client(addr: SocketAddr, path: &str) -> impl Future<Output = Result<Self::Ws>>;
 }
 
+/// A listener on `127.0.0.1:<free port>` with the backlog the adapters'
+/// `App::run` use (1024; std's `bind` uses 128, which the reliability
+/// suite's bursts of connects overflow, delaying them by SYN retries).
+pub fn listener() -> TcpListener {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    socket.listen(1024).unwrap();
+    socket.into()
+}
+
 /// Runs `body` on `R`: the tests' entry point.
 pub fn run<R: Runtime, F: Future<Output = ()>>(body: F) {
     R::block_on(body);
@@ -228,7 +238,7 @@ impl Runtime for Tokio {
     async fn serve(spec: AppSpec) -> Server {
         let app = build_app!(crest_tokio::App, spec);
         let shutdown = app.shutdown_handle();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = listener();
         let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
         let task = TOKIO.spawn(async move { app.serve(tokio::net::TcpListener::from_std(listener)?).await });
@@ -297,7 +307,7 @@ impl Runtime for AsyncStd {
     async fn serve(spec: AppSpec) -> Server {
         let app = build_app!(crest_async_std::App, spec);
         let shutdown = app.shutdown_handle();
-        let listener = async_std::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = listener();
         let addr = listener.local_addr().unwrap();
         Server { addr, shutdown, task: Self::spawn(app.serve(listener)) }
     }
@@ -364,7 +374,7 @@ impl Runtime for Smol {
         let mut app = build_app!(crest_async_std::App, spec);
         app.spawn_with(smol_spawn);
         let shutdown = app.shutdown_handle();
-        let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
+        let listener = Async::new(listener()).unwrap();
         let addr = listener.get_ref().local_addr().unwrap();
         Server { addr, shutdown, task: Self::spawn(app.serve(listener)) }
     }

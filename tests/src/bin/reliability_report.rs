@@ -32,6 +32,7 @@ fn main() {
     if args.first().map(String::as_str) == Some("--clients") {
         return clients_main(&args[1..]);
     }
+    crest_tests::reliability::raise_fd_limit();
     let exe = std::env::current_exe().expect("own path");
     set_clients_command(exe, &["--clients"]);
     let filter = args.first().cloned().unwrap_or_default();
