@@ -11,7 +11,8 @@
 # The suite's Python side needs about 9 minutes for 12.*/13.* per testee; an
 # adapter's server and client runs go side by side. Ports: AUTOBAHN_PORT
 # (default 9001) for servers, +1 for clients, +2 for blocking_echo.
-# Reports land in reports/<testee>/index.html.
+# AUTOBAHN_TIMEOUT bounds each run (seconds, default 2400). Reports land in
+# reports/<testee>/index.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -31,8 +32,12 @@ exclude() {
     fi
 }
 
+# Bound on one testee's run: 12.*/13.* alone take ~9 min on an idle machine,
+# and an adapter's two runs share the CPU.
+TIMEOUT="${AUTOBAHN_TIMEOUT:-2400}"
+
 status=0
-run() { python3 scripts/autobahn.py "$@" || status=1; }
+run() { python3 scripts/autobahn.py "$@" --timeout "$TIMEOUT" || status=1; }
 
 # crest-proto alone, on blocking std::net sockets.
 cargo build --release -p crest-proto --example blocking_echo
@@ -45,7 +50,7 @@ for crate in crest-tokio crest-async-std; do
     # Built per crate: the example names are the same in both adapters.
     cargo build --release -p "$crate" --example echo --example autobahn_client
     skip="$(exclude "$crate")"
-    python3 scripts/autobahn.py fuzzingclient --agent "$crate" --port "$PORT" --exclude "$skip" \
+    python3 scripts/autobahn.py fuzzingclient --agent "$crate" --port "$PORT" --exclude "$skip" --timeout "$TIMEOUT" \
         --outdir "reports/$crate-server" -- "$bin/echo" "127.0.0.1:$PORT" &
     server=$! # its exit status is collected below
     run fuzzingserver --agent "$crate" --port $((PORT + 1)) --exclude "$skip" \

@@ -82,8 +82,9 @@ pub const MIN_WINDOW_BITS: u8 = 8;
 /// See [`MIN_WINDOW_BITS`].
 pub const MAX_WINDOW_BITS: u8 = 15;
 
-/// Output grows in steps of at least this many bytes while inflating.
-const INFLATE_STEP: usize = 16 * 1024;
+/// Output grows in steps of at least this many bytes while inflating (and
+/// otherwise doubles, from four times the compressed size).
+const INFLATE_STEP: usize = 1024;
 
 /// permessage-deflate settings, for either side; add with [`Config::with_deflate`].
 ///
@@ -396,6 +397,11 @@ impl Extension for Deflate {
                 // A final block ends the stream: the next message starts a new one.
                 if ended || self.rx_reset {
                     d.reset(false);
+                }
+                // The message may be kept by the application: do not let it
+                // hold much more memory than its length.
+                if out.capacity() - out.len() > out.len().max(4096) {
+                    out.shrink_to_fit();
                 }
                 Ok(Bytes::from(out))
             }
