@@ -37,7 +37,8 @@ exclude() {
 TIMEOUT="${AUTOBAHN_TIMEOUT:-2400}"
 
 status=0
-run() { python3 scripts/autobahn.py "$@" --timeout "$TIMEOUT" || status=1; }
+# --timeout goes before the `--`: everything after it is the testee's command line.
+run() { python3 scripts/autobahn.py "$1" --timeout "$TIMEOUT" "${@:2}" || status=1; }
 
 # crest-proto alone, on blocking std::net sockets.
 cargo build --release -p crest-proto --example blocking_echo
