@@ -1,8 +1,8 @@
 //! The per-connection task: one loop moving bytes between a `TcpStream` and
 //! a [`Session`], which makes every decision.
 //!
-//! - read: wait for readability, then read (`poll_read_buf`) into a buffer
-//!   reserved only now (an idle connection holds no read buffer);
+//! - read: `poll_read_buf` into a buffer lent by the session only while the
+//!   connection reads (an idle connection holds no read buffer);
 //! - write: the session's chunks in one vectored write;
 //! - sleep: until the session's deadline (a boxed `Sleep`, allocated only
 //!   while a deadline exists);
@@ -56,21 +56,20 @@ impl Driver {
             }
             let mut progress = false;
             if s.wants_read() {
-                if let Poll::Ready(ready) = self.stream.poll_read_ready(cx) {
-                    progress = true;
-                    // `poll_read`, unlike `try_read`, clears readiness after a
-                    // short read (on epoll that shows the socket buffer was
-                    // drained), which saves the EAGAIN read that would
-                    // otherwise follow every message.
-                    let read = match ready {
-                        Ok(()) => tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, s.read_buf()),
-                        Err(e) => Poll::Ready(Err(e)),
-                    };
-                    match read {
-                        Poll::Ready(Ok(0)) => s.receive_eof(),
-                        Poll::Ready(Ok(_)) => s.received(Instant::now()),
-                        Poll::Pending => s.read_blocked(),
-                        Poll::Ready(Err(e)) => s.io_error(e),
+                // `poll_read`, unlike `try_read`, clears readiness after a
+                // short read (on epoll that shows the socket buffer was
+                // drained), which saves the EAGAIN read that would otherwise
+                // follow every message. The read buffer comes from the
+                // session's per-thread pool and goes back when the socket has
+                // nothing: an idle connection holds none.
+                progress = true;
+                match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, s.read_buf()) {
+                    Poll::Ready(Ok(0)) => s.receive_eof(),
+                    Poll::Ready(Ok(_)) => s.received(Instant::now()),
+                    Poll::Ready(Err(e)) => s.io_error(e),
+                    Poll::Pending => {
+                        progress = false;
+                        s.read_blocked();
                     }
                 }
             }
