@@ -67,6 +67,7 @@
 
 mod client;
 mod conn;
+mod driver;
 mod error;
 mod handler;
 mod registry;
@@ -79,6 +80,7 @@ pub mod wire;
 
 pub use client::{ClientPlan, WebSocketClient};
 pub use conn::{Conn, ConnId};
+pub use driver::Driver;
 pub use error::{Error, Result};
 pub use router::Router;
 pub use server::{Settings, UpgradeHook, WebSocketServer};
