@@ -38,7 +38,7 @@ use crest_proto::Connection;
 /// handshakes leaves little memory behind.
 pub const READ_MIN: usize = 4 * 1024;
 /// Reads that fill their buffer double the next reservation, up to this.
-pub const READ_MAX: usize = 2 * 1024 * 1024;
+pub const READ_MAX: usize = 256 * 1024;
 /// Reading pauses while more than this many bytes wait to be written.
 pub const READ_PAUSE: usize = 256 * 1024;
 /// Most time spent draining input after our FIN before dropping the socket.
@@ -188,14 +188,14 @@ impl Wire {
     ///
     /// A frame whose pieces land in two blocks is copied into one by
     /// crest-proto, so during bulk reads a read that may start a frame (none
-    /// is held) gets at least half of the reservation: the rest of the
+    /// is held) gets at least a quarter of the reservation: the rest of the
     /// block if that is still as large, else the block again from its start
     /// (once nothing else refers to it) or a new one. A read that continues a
     /// frame uses what is left right after it.
     pub fn read_buf(&mut self) -> &mut BytesMut {
         let size = self.read_size as usize;
         let frame_start = size > READ_MIN && self.conn.buffered_len() == 0;
-        let want = if frame_start { size / 2 } else { READ_MIN / 4 };
+        let want = if frame_start { size / 4 } else { READ_MIN / 4 };
         let b = self.bufs();
         if b.rbuf.capacity() - b.rbuf.len() < want {
             b.rbuf.reserve(size);
@@ -212,12 +212,11 @@ impl Wire {
     /// its read buffer back without a read that finds nothing.
     pub fn received(&mut self, now: Instant) {
         let size = self.read_size as usize;
-        // Only a read that starts a frame says how large reads now are (the
-        // last piece of a large frame is often small), and a large buffer
-        // shrinks only for reads well below the bulk sizes.
+        // Only a read that starts a frame says how large reads now are: the
+        // last piece of a large frame is often small.
         let continuing = self.conn.buffered_len() > 0;
         let b = self.bufs();
-        let small = !continuing && b.rbuf.len() < (size / 8).min(READ_MAX / 64);
+        let small = !continuing && b.rbuf.len() < size / 8;
         let filled = b.rbuf.capacity() == b.rbuf.len();
         let data = b.rbuf.split();
         b.release_at = None;
