@@ -1,18 +1,20 @@
 //! `cargo bench -p crest-bench --bench echo`: the side-by-side echo benchmark.
 //!
-//! Builds the release binaries it needs, then for every server (crest-tokio's
-//! `echo` example when that package exists, and the three `peer_echo`
-//! servers) starts it pinned to CPU 0, drives it with `loadgen` pinned to CPU
-//! 1 through every row, measures the server's CPU time per row from
-//! `/proc/PID/stat`, runs the idle-memory test on a fresh server process, runs
-//! the broadcast test, and prints markdown tables. See `bench/README.md`.
+//! Builds the release binaries it needs, then for every server (the `echo`
+//! example of crest-tokio and of crest-async-std, each copied to a name of
+//! its own, and the three `peer_echo` servers) starts it pinned to CPU 0,
+//! drives it with `loadgen` pinned to CPU 1 through every row, measures the
+//! server's CPU time per row from `/proc/PID/stat`, runs the idle-memory test
+//! on a fresh server process, runs the broadcast test, and prints markdown
+//! tables. See `bench/README.md`.
 //!
 //! Knobs (environment): `CREST_BENCH_DURATION` (measured seconds per row,
 //! default 3), `CREST_BENCH_WARMUP` (default 1), `CREST_BENCH_IDLE_CONNS`
 //! (default 10000), `CREST_BENCH_BROADCAST_CONNS` (default 10000),
 //! `CREST_BENCH_ONLY` (comma-separated server names to run, e.g.
-//! `crest,tokio-tungstenite`), `CREST_BENCH_SKIP` (comma-separated parts to
-//! skip: `echo`, `idle`, `broadcast`), `CREST_BENCH_NICE` (niceness for the
+//! `crest,tokio-tungstenite`; `crest` selects both crest columns),
+//! `CREST_BENCH_SKIP` (comma-separated parts to skip: `echo`, `idle`,
+//! `broadcast`), `CREST_BENCH_NICE` (niceness for the
 //! servers and load generators, e.g. `-10` on a shared machine),
 //! `CREST_BENCH_RETRIES` (default 1) and `CREST_BENCH_RETRY_BUDGET` (seconds,
 //! default 60): a row during which other processes used ≥ 5% of a core is
@@ -57,6 +59,15 @@ fn human_size(b: usize) -> String {
         b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
         b => format!("{b} B"),
     }
+}
+
+/// crest's columns: the name and the package whose `echo` example runs.
+const CREST_ADAPTERS: [(&str, &str); 2] = [("crest-tokio", "crest-tokio"), ("crest-async-std", "crest-async-std")];
+
+/// Whether `CREST_BENCH_ONLY`'s entry `only` selects the server `name`:
+/// equal names, and `crest` selects every crest column.
+fn selects(only: &str, name: &str) -> bool {
+    only == name || (only == "crest" && name.starts_with("crest"))
 }
 
 /// A server under test: its name and the command (without the address).
@@ -122,20 +133,31 @@ fn run() -> Result<(), String> {
     // 1. Build what is needed.
     cargo_build(&cargo, &root, &target, &["--release", "-p", "crest-bench", "--bins"])?;
     let mut notes = Vec::new();
-    let crest_exists = cargo_metadata(&cargo, &root)?.contains("\"name\":\"crest-tokio\"");
-    let crest_wanted = only.as_ref().is_none_or(|o| o.iter().any(|n| n == "crest"));
-    let crest_built = if !crest_wanted {
-        false
-    } else if !crest_exists {
-        notes.push("crest: package `crest-tokio` is not in the workspace yet; crest column skipped.".to_string());
-        false
-    } else if let Err(e) = cargo_build(&cargo, &root, &target, &["--release", "-p", "crest-tokio", "--example", "echo"])
-    {
-        notes.push(format!("crest: building `crest-tokio` example `echo` failed ({e}); crest column skipped."));
-        false
-    } else {
-        true
-    };
+    let metadata = cargo_metadata(&cargo, &root)?;
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| selects(n, name)));
+    // Each adapter's `echo` example lands at the same path
+    // (`release/examples/echo`): copy each build to a name of its own.
+    let mut crest_built = Vec::new();
+    for (name, package) in CREST_ADAPTERS {
+        if !wanted(name) {
+            continue;
+        }
+        if !metadata.contains(&format!("\"name\":\"{package}\"")) {
+            notes.push(format!("{name}: package `{package}` is not in the workspace yet; column skipped."));
+            continue;
+        }
+        let built =
+            cargo_build(&cargo, &root, &target, &["--release", "-p", package, "--example", "echo"]).and_then(|()| {
+                let examples = release.join("examples");
+                let copy = examples.join(format!("{package}-echo"));
+                std::fs::copy(examples.join("echo"), &copy).map_err(|e| format!("copying the example: {e}"))?;
+                Ok(copy)
+            });
+        match built {
+            Ok(path) => crest_built.push(Server { name, cmd: vec![path.to_string_lossy().into_owned()] }),
+            Err(e) => notes.push(format!("{name}: building `{package}` example `echo` failed ({e}); column skipped.")),
+        }
+    }
 
     // Anything else running on this machine distorts every number.
     if let Some(busy) = machine_busy(Duration::from_secs(1)) {
@@ -163,13 +185,7 @@ fn run() -> Result<(), String> {
     }
 
     let bin = |name: &str| release.join(name).to_string_lossy().into_owned();
-    let mut servers = Vec::new();
-    if crest_built {
-        servers.push(Server {
-            name: "crest",
-            cmd: vec![release.join("examples").join("echo").to_string_lossy().into_owned()],
-        });
-    }
+    let mut servers = crest_built;
     for (name, imp) in [
         ("tokio-tungstenite", "tungstenite"),
         ("fastwebsockets", "fastwebsockets"),
@@ -178,7 +194,7 @@ fn run() -> Result<(), String> {
         servers.push(Server { name, cmd: vec![bin("peer_echo"), imp.to_string()] });
     }
     if let Some(only) = &only {
-        servers.retain(|s| only.iter().any(|o| o == s.name));
+        servers.retain(|s| only.iter().any(|o| selects(o, s.name)));
     }
     if servers.is_empty() {
         return Err("no server selected".into());
@@ -269,8 +285,8 @@ fn run() -> Result<(), String> {
 
     // 5. Broadcast: the same relay on tokio-tungstenite and on crest.
     let mut bcast: Vec<(&str, Result<KeyValues, String>)> = Vec::new();
-    for (name, serve) in [("crest", "crest"), ("tokio-tungstenite", "tungstenite")] {
-        if skipped("broadcast") || only.as_ref().is_some_and(|o| !o.iter().any(|n| n == name)) {
+    for (name, serve) in [("crest-tokio", "crest"), ("tokio-tungstenite", "tungstenite")] {
+        if skipped("broadcast") || !wanted(name) {
             continue;
         }
         let s = Server { name, cmd: vec![bin("broadcast"), "serve".into(), serve.into()] };

@@ -20,5 +20,9 @@ fn main() -> std::io::Result<()> {
     let executor: &'static smol::Executor<'static> = Box::leak(Box::default());
     let mut app = App::new();
     app.fallback(&echo::echo_server()).spawn_with(|task| executor.spawn(task).detach());
-    smol::block_on(executor.run(app.run(&host, port)))
+    // The app (accept loop, signals) is a task too: `Executor::run` polls
+    // the future it is given on every wake-up of any task, and polling the
+    // accept loop and the signal stream costs two failed syscalls each time.
+    let app = executor.spawn(async move { app.run(&host, port).await });
+    smol::block_on(executor.run(app))
 }

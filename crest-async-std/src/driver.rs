@@ -1,107 +1,23 @@
-//! The per-connection task: one loop moving bytes between an
-//! `Async<TcpStream>` and a [`Session`], which makes every decision.
-//!
-//! - read: wait for readability (`poll_readable`), then a non-blocking
-//!   `recv` into a buffer reserved only now (an idle connection holds no
-//!   read buffer), again without asking the reactor while reads fill it;
-//! - write: the session's chunks in one vectored write;
-//! - sleep: until the session's deadline (an `async_io::Timer`, registered
-//!   only while a deadline exists);
-//! - wake: on commands from `Conn` handles (the session's inbox waker).
-//!
-//! It is a hand-written future rather than an `async fn` with `select!`, so
-//! the task stores only this struct: no futures of pending branches, no I/O
-//! slice arrays (those live on the stack during a poll). Everything here is
-//! async-io and futures-io, so the task runs on async-std and on smol alike.
+//! The per-connection task: crest-driver's [`Driver`](crest_driver::Driver)
+//! loop over an `Async<TcpStream>` ([`TcpSocket`]: readiness from async-io's
+//! reactor, non-blocking `recv`s, vectored writes, an async-io timer), as a
+//! `Future` to spawn. Everything here is async-io and futures-io, so the task
+//! runs on async-std and on smol alike.
 
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use async_io::Async;
 use bytes::BytesMut;
-use crest_driver::{wire, Session};
+use crest_driver::Transport;
 use futures_io::AsyncWrite;
 
-/// Iterations of the loop before yielding to other tasks.
-const BUDGET: u32 = 32;
-
-/// A connection's task: a session and its socket.
-#[derive(Debug)]
-pub(crate) struct Driver {
-    pub(crate) session: Session,
-    stream: Async<TcpStream>,
-    timer: Timer,
-    /// The reactor reported the socket readable and no read found it drained
-    /// since: read again without asking the reactor.
-    readable: bool,
-}
-
-impl Driver {
-    pub(crate) fn new(session: Session, stream: Async<TcpStream>) -> Self {
-        Self { session, stream, timer: Timer::default(), readable: false }
-    }
-
-    /// Runs the loop until `done(session)` holds or the socket is finished.
-    pub(crate) fn drive(&mut self, cx: &mut Context<'_>, done: fn(&Session) -> bool) -> Poll<()> {
-        let s = &mut self.session;
-        for _ in 0..BUDGET {
-            let stream = &mut self.stream;
-            if let Poll::Ready(Err(e)) =
-                wire::poll_write_with(s, |iov| Pin::new(&mut *stream).poll_write_vectored(cx, iov))
-            {
-                s.io_error(e);
-            }
-            if s.wants_shutdown() {
-                s.shutdown_polled(Poll::Ready(self.stream.get_ref().shutdown(Shutdown::Write)));
-            }
-            if s.is_finished() || done(s) {
-                return Poll::Ready(());
-            }
-            let mut progress = false;
-            if s.wants_read() {
-                if !self.readable {
-                    match self.stream.poll_readable(cx) {
-                        Poll::Ready(Ok(())) => self.readable = true,
-                        Poll::Ready(Err(e)) => {
-                            s.io_error(e);
-                            progress = true;
-                        }
-                        Poll::Pending => {}
-                    }
-                }
-                if self.readable {
-                    progress = true;
-                    match recv(self.stream.get_ref(), s.read_buf()) {
-                        Ok((0, _)) => s.receive_eof(),
-                        Ok((_, full)) => {
-                            // A short read most likely drained the socket.
-                            self.readable = full;
-                            s.received(Instant::now());
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            self.readable = false;
-                            s.read_blocked();
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => s.io_error(e),
-                    }
-                }
-            }
-            let fired = self.timer.poll(cx, s.poll_timeout());
-            progress |= s.handle_wakeups(fired, Instant::now);
-            if !progress && s.arm(cx.waker()) {
-                return Poll::Pending;
-            }
-        }
-        // Busy connection: let the others run, then continue.
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
+/// A connection's loop: a session and its socket.
+pub(crate) type Driver = crest_driver::Driver<TcpSocket>;
 
 /// One connection's task, for [`App::spawn_with`](crate::App::spawn_with) and
 /// [`Connect::connect_with`](crate::Connect::connect_with): a `Future` that
@@ -120,8 +36,68 @@ impl Future for Task {
     }
 }
 
-/// One non-blocking `recv` into `buf`'s spare capacity (reserved by the
-/// session only now that the socket is readable); returns the count and
+/// The callback connections' [`Transport`]: an `Async<TcpStream>` read with
+/// `recv` straight into the buffer's spare capacity.
+#[derive(Debug)]
+pub(crate) struct TcpSocket {
+    io: Async<TcpStream>,
+    timer: Timer,
+    /// The reactor reported the socket readable and no read found it drained
+    /// since: read again without asking the reactor (each question re-arms
+    /// async-io's one-shot registration: an `epoll_ctl`).
+    readable: bool,
+}
+
+impl Transport for TcpSocket {
+    type Io = Async<TcpStream>;
+
+    fn new(io: Async<TcpStream>) -> Self {
+        Self { io, timer: Timer::default(), readable: false }
+    }
+
+    fn get_ref(&self) -> &Async<TcpStream> {
+        &self.io
+    }
+
+    /// A read that did not fill the spare capacity most likely drained the
+    /// socket: the next read waits for readiness instead of trying first
+    /// (which would cost a `recv` that fails with `EAGAIN`).
+    fn poll_read_buf(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+        loop {
+            if !self.readable {
+                ready!(self.io.poll_readable(cx))?;
+                self.readable = true;
+            }
+            match recv(self.io.get_ref(), buf) {
+                Ok((n, full)) => {
+                    self.readable = full;
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_write_vectored(&mut self, cx: &mut Context<'_>, iov: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, iov)
+    }
+
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.io.get_ref().shutdown(Shutdown::Write))
+    }
+
+    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
+        self.timer.poll(cx, deadline)
+    }
+}
+
+/// One non-blocking `recv` into `buf`'s spare capacity; returns the count and
 /// whether it filled the spare capacity (more is likely waiting).
 ///
 /// The kernel writes into the uninitialised capacity directly, as tokio's

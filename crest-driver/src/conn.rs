@@ -60,10 +60,43 @@ pub(crate) enum Cmd {
     Shutdown,
 }
 
+/// The inbox's queue, oldest first: the oldest command inline, the others
+/// in a `VecDeque`. A connection rarely has more than one command waiting (a
+/// callback's reply), and that one costs no allocation; the `VecDeque` is
+/// released whenever the session has drained it.
+#[derive(Debug, Default)]
+pub(crate) struct Cmds {
+    first: Option<Cmd>,
+    rest: VecDeque<Cmd>,
+}
+
+impl Cmds {
+    fn push_back(&mut self, cmd: Cmd) {
+        if self.is_empty() {
+            self.first = Some(cmd);
+        } else {
+            self.rest.push_back(cmd);
+        }
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<Cmd> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+}
+
 /// What the session reads from the inbox.
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
-    pub(crate) cmds: VecDeque<Cmd>,
+    pub(crate) cmds: Cmds,
     /// Payload bytes in `cmds`.
     pub(crate) bytes: usize,
     /// A send was refused for the queue limit: disconnect the slow consumer.
@@ -374,14 +407,20 @@ impl Conn {
 }
 
 impl Inbox {
+    /// Session: it is running, so the next command need not wake it (it
+    /// calls [`arm`](Self::arm) before it sleeps).
+    pub(crate) fn disarm(&mut self) {
+        self.armed = false;
+    }
+
     /// Session: registers `waker` for the next command, unless commands are
     /// already waiting. Releases the queue's memory when idle.
     pub(crate) fn arm(&mut self, waker: &Waker) -> bool {
         if !self.cmds.is_empty() || self.overflow.is_some() {
             return false;
         }
-        if self.cmds.capacity() != 0 {
-            self.cmds = VecDeque::new();
+        if self.cmds.rest.capacity() != 0 {
+            self.cmds.rest = VecDeque::new();
         }
         match &self.waker {
             Some(w) if w.will_wake(waker) => {}
@@ -476,5 +515,30 @@ mod tests {
         c.close(1000, "bye").unwrap();
         assert!(matches!(c.send("x"), Err(Error::Closed)));
         assert_eq!(c.inbox().cmds.len(), 1);
+    }
+
+    #[test]
+    fn commands_come_out_in_the_order_they_went_in() {
+        let c = open();
+        let sent = |cmd: Option<Cmd>| match cmd {
+            Some(Cmd::Send(Message::Text(t))) => t.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let mut next = 0;
+        for batch in [1, 3, 1, 5] {
+            for i in next..next + batch {
+                c.send(i.to_string()).unwrap();
+            }
+            // Take some, push more before the queue is empty, take the rest.
+            assert_eq!(sent(c.inbox().cmds.pop_front()), next.to_string());
+            c.send("late").unwrap();
+            let mut inbox = c.inbox();
+            for i in next + 1..next + batch {
+                assert_eq!(sent(inbox.cmds.pop_front()), i.to_string());
+            }
+            assert_eq!(sent(inbox.cmds.pop_front()), "late");
+            assert!(inbox.cmds.pop_front().is_none() && inbox.cmds.is_empty());
+            next += batch;
+        }
     }
 }

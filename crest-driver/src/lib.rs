@@ -22,6 +22,8 @@
 //! - [`Session`]: one connection's driver state machine: the adapter moves
 //!   bytes, the session decides (routing, authentication, callbacks and
 //!   their order, commands, slow consumers, shutdown, lingering close).
+//! - [`Driver`]: the loop of a session's task over a [`Transport`] (the
+//!   adapter's socket and timer): both adapters' callback connections run it.
 //! - [`StreamCore`]: the same for a `Stream + Sink` of messages.
 //! - [`Shutdown`]: graceful shutdown (close 1001 and drain).
 //! - [`WebSocketClient`]: callbacks and options for outgoing connections.
@@ -67,6 +69,7 @@
 
 mod client;
 mod conn;
+mod driver;
 mod error;
 mod handler;
 mod registry;
@@ -79,6 +82,7 @@ pub mod wire;
 
 pub use client::{ClientPlan, WebSocketClient};
 pub use conn::{Conn, ConnId};
+pub use driver::Driver;
 pub use error::{Error, Result};
 pub use router::Router;
 pub use server::{Settings, UpgradeHook, WebSocketServer};

@@ -302,7 +302,14 @@ impl Session {
     /// message goes out before the Close that a later, invalid frame causes.
     fn step(&mut self) {
         let mut handlers: Option<Arc<Handlers>> = None;
+        let mut armed = true;
         while let Some(event) = self.wire.conn_mut().poll_event() {
+            if std::mem::take(&mut armed) {
+                // This task is running and reads the inbox before it sleeps
+                // again: what the callbacks queue must not wake it (a wasted
+                // poll per message).
+                self.handle.inbox().disarm();
+            }
             let now = self.wire.now();
             self.dispatch(event, &mut handlers);
             self.apply_commands(|| now);

@@ -6,7 +6,9 @@
 //! - **Reading.** [`read_buf`](Wire::read_buf) reserves a buffer only when
 //!   the socket is readable, so an idle connection holds none; what was read
 //!   is split off and handed to crest-proto without copying, and the
-//!   buffer is given back as soon as a read would block. Reservations start
+//!   buffer is given back as soon as a read would block (to a small
+//!   per-thread pool, so a busy thread does not allocate one per message).
+//!   Reservations start
 //!   at [`READ_MIN`], double while reads fill them (up to [`READ_MAX`]) and
 //!   halve when reads use little of them.
 //! - **Writing.** Chunks from `Connection::poll_transmit_bytes` (small frames
@@ -22,6 +24,7 @@
 //!   discarded until the peer's EOF or [`LINGER`]: closing a socket with
 //!   unread input would reset it and could destroy our last frames in flight.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::task::{ready, Poll};
@@ -45,6 +48,12 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// of allocating (and the allocator trimming) one per burst, and a
 /// connection that went quiet still gives it back.
 pub const READ_KEEP: Duration = Duration::from_secs(1);
+/// Most buffer sets a thread keeps for reuse (see [`Buffers::take`]).
+const POOL: usize = 8;
+/// Largest read buffer a pooled buffer set keeps.
+const POOL_READ: usize = 2 * READ_MIN;
+/// Chunks of the first vectored-write attempt (see [`poll_write_with`]).
+const FEW_IOV: usize = 4;
 /// Most chunks one vectored write takes (Linux's `UIO_MAXIOV` is 1024; a
 /// few dozen already fill any socket buffer).
 pub const MAX_IOV: usize = 64;
@@ -70,6 +79,42 @@ struct Buffers {
     out_len: usize,
     /// When to give back a read buffer kept between bursts.
     release_at: Option<Instant>,
+}
+
+thread_local! {
+    /// Buffer sets given back by connections that went quiet, for the next
+    /// connection on this thread that moves bytes. Boxed as a connection
+    /// holds them: moving one in or out allocates nothing.
+    #[allow(clippy::vec_box)]
+    static POOLED: RefCell<Vec<Box<Buffers>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Buffers {
+    /// A buffer set from this thread's pool, or a new one. A server thread
+    /// handles its connections one at a time, so a few pooled sets serve a
+    /// message on every connection without allocating: a released set keeps
+    /// its small read buffer (the rest of the block its last read landed in)
+    /// and its output queue's capacity.
+    fn take() -> Box<Self> {
+        POOLED.try_with(|p| p.borrow_mut().pop()).ok().flatten().unwrap_or_default()
+    }
+
+    /// Puts `self` (drained) back into this thread's pool, unless it is
+    /// full; a large read buffer is dropped rather than kept.
+    fn give_back(mut self: Box<Self>) {
+        if self.rbuf.capacity() > POOL_READ {
+            self.rbuf = BytesMut::new();
+        }
+        if self.out.capacity() > MAX_IOV {
+            self.out = VecDeque::new();
+        }
+        let _ = POOLED.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < POOL {
+                p.push(self);
+            }
+        });
+    }
 }
 
 /// A `crest_proto::Connection` plus the buffers between it and a socket.
@@ -108,16 +153,21 @@ impl Wire {
     }
 
     fn bufs(&mut self) -> &mut Buffers {
-        self.bufs.get_or_insert_with(Box::default)
+        self.bufs.get_or_insert_with(Buffers::take)
     }
 
-    /// Gives the buffers back once nothing is in them and the connection
-    /// holds no partial frame (the read buffer's spare capacity is where
-    /// the rest of that frame lands, next to its start, with no copy).
+    /// Gives the buffers back (to the thread's pool) once nothing is in
+    /// them, they are not kept for bulk reads ([`READ_KEEP`]), and the
+    /// connection holds no partial frame (the read buffer's spare capacity
+    /// is where the rest of that frame lands, next to its start, with no
+    /// copy).
     fn release(&mut self) {
-        let idle = |b: &Buffers| b.rbuf.capacity() == 0 && b.out.is_empty();
-        if self.bufs.as_deref().is_some_and(idle) && self.conn.buffered_len() == 0 {
-            self.bufs = None;
+        let idle = |b: &Buffers| b.rbuf.is_empty() && b.out.is_empty() && b.release_at.is_none();
+        let bulk = self.read_size as usize > READ_MIN;
+        if !bulk && self.bufs.as_deref().is_some_and(idle) && self.conn.buffered_len() == 0 {
+            if let Some(b) = self.bufs.take() {
+                b.give_back();
+            }
         }
     }
 
@@ -135,10 +185,19 @@ impl Wire {
     /// The buffer to read into, with spare capacity. Call when the socket is
     /// readable; then [`received`](Self::received) (bytes appended) or
     /// [`read_blocked`](Self::read_blocked) (nothing to read).
+    ///
+    /// A frame whose pieces land in two blocks is copied into one by
+    /// crest-proto, so during bulk reads a read that may start a frame (none
+    /// is held) gets at least a quarter of the reservation: the rest of the
+    /// block if that is still as large, else the block again from its start
+    /// (once nothing else refers to it) or a new one. A read that continues a
+    /// frame uses what is left right after it.
     pub fn read_buf(&mut self) -> &mut BytesMut {
         let size = self.read_size as usize;
+        let frame_start = size > READ_MIN && self.conn.buffered_len() == 0;
+        let want = if frame_start { size / 4 } else { READ_MIN / 4 };
         let b = self.bufs();
-        if b.rbuf.capacity() - b.rbuf.len() < READ_MIN / 4 {
+        if b.rbuf.capacity() - b.rbuf.len() < want {
             b.rbuf.reserve(size);
         }
         &mut b.rbuf
@@ -153,8 +212,12 @@ impl Wire {
     /// its read buffer back without a read that finds nothing.
     pub fn received(&mut self, now: Instant) {
         let size = self.read_size as usize;
+        // Only a read that starts a frame says how large reads now are: the
+        // last piece of a large frame is often small.
+        let continuing = self.conn.buffered_len() > 0;
         let b = self.bufs();
-        let (filled, small) = (b.rbuf.capacity() == b.rbuf.len(), b.rbuf.len() < size / 8);
+        let small = !continuing && b.rbuf.len() < size / 8;
+        let filled = b.rbuf.capacity() == b.rbuf.len();
         let data = b.rbuf.split();
         b.release_at = None;
         if filled {
@@ -185,8 +248,6 @@ impl Wire {
                 b.release_at = None;
             } else if bulk && b.rbuf.is_empty() {
                 b.release_at = Some(keep_until);
-            } else if b.rbuf.is_empty() {
-                b.rbuf = BytesMut::new();
             }
         }
         self.release();
@@ -361,9 +422,18 @@ pub fn poll_write_with(
     mut write: impl FnMut(&[IoSlice<'_>]) -> Poll<io::Result<usize>>,
 ) -> Poll<io::Result<()>> {
     while t.wants_write() {
-        let mut iov = [IoSlice::new(&[]); MAX_IOV];
-        let n = t.io_slices(&mut iov);
-        match ready!(write(&iov[..n])) {
+        // Usually there are a few chunks: lend them without initialising
+        // (1 KiB of) a full-size array.
+        let mut few = [IoSlice::new(&[]); FEW_IOV];
+        let n = t.io_slices(&mut few);
+        let written = if n < FEW_IOV {
+            ready!(write(&few[..n]))
+        } else {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let n = t.io_slices(&mut iov);
+            ready!(write(&iov[..n]))
+        };
+        match written {
             Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
             Ok(k) => t.transmitted(k),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -379,7 +449,7 @@ impl Transmit for Wire {
             return false;
         }
         if self.conn.pending_transmit() > 0 {
-            let b = self.bufs.get_or_insert_with(Box::default);
+            let b = self.bufs.get_or_insert_with(Buffers::take);
             while let Some(chunk) = self.conn.poll_transmit_bytes() {
                 if !chunk.is_empty() {
                     b.out_len += chunk.len();
@@ -413,9 +483,6 @@ impl Transmit for Wire {
                 }
                 n -= front.len();
                 b.out.pop_front();
-            }
-            if b.out.is_empty() && b.out.capacity() > 0 {
-                b.out = VecDeque::new();
             }
         }
         self.release();

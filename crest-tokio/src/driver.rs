@@ -1,90 +1,19 @@
-//! The per-connection task: one loop moving bytes between a `TcpStream` and
-//! a [`Session`], which makes every decision.
-//!
-//! - read: wait for readability, then read (`poll_read_buf`) into a buffer
-//!   reserved only now (an idle connection holds no read buffer);
-//! - write: the session's chunks in one vectored write;
-//! - sleep: until the session's deadline (a boxed `Sleep`, allocated only
-//!   while a deadline exists);
-//! - wake: on commands from `Conn` handles (the session's inbox waker).
-//!
-//! It is a hand-written future rather than an `async fn` with `select!`, so
-//! the task stores only this struct: no futures of pending branches, no I/O
-//! slice arrays (those live on the stack during a poll).
+//! The per-connection task: crest-driver's [`Driver`](crest_driver::Driver)
+//! loop over a `TcpStream` ([`Socket`]: `poll_read_buf`, vectored writes,
+//! a tokio timer), as a `Future` to spawn.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crest_driver::{wire, Session};
-use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-/// Iterations of the loop before yielding to other tasks.
-const BUDGET: u32 = 32;
+use crate::stream::Socket;
 
-/// A connection's task: a session and its socket.
-#[derive(Debug)]
-pub(crate) struct Driver {
-    pub(crate) session: Session,
-    stream: TcpStream,
-    timer: Timer,
-}
-
-impl Driver {
-    pub(crate) fn new(session: Session, stream: TcpStream) -> Self {
-        Self { session, stream, timer: Timer::default() }
-    }
-
-    /// Runs the loop until `done(session)` holds or the socket is finished.
-    pub(crate) fn drive(&mut self, cx: &mut Context<'_>, done: fn(&Session) -> bool) -> Poll<()> {
-        let s = &mut self.session;
-        for _ in 0..BUDGET {
-            let stream = &mut self.stream;
-            if let Poll::Ready(Err(e)) =
-                wire::poll_write_with(s, |iov| Pin::new(&mut *stream).poll_write_vectored(cx, iov))
-            {
-                s.io_error(e);
-            }
-            if s.wants_shutdown() {
-                s.shutdown_polled(Pin::new(&mut self.stream).poll_shutdown(cx));
-            }
-            if s.is_finished() || done(s) {
-                return Poll::Ready(());
-            }
-            let mut progress = false;
-            if s.wants_read() {
-                if let Poll::Ready(ready) = self.stream.poll_read_ready(cx) {
-                    progress = true;
-                    // `poll_read`, unlike `try_read`, clears readiness after a
-                    // short read (on epoll that shows the socket buffer was
-                    // drained), which saves the EAGAIN read that would
-                    // otherwise follow every message.
-                    let read = match ready {
-                        Ok(()) => tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, s.read_buf()),
-                        Err(e) => Poll::Ready(Err(e)),
-                    };
-                    match read {
-                        Poll::Ready(Ok(0)) => s.receive_eof(),
-                        Poll::Ready(Ok(_)) => s.received(Instant::now()),
-                        Poll::Pending => s.read_blocked(),
-                        Poll::Ready(Err(e)) => s.io_error(e),
-                    }
-                }
-            }
-            let fired = self.timer.poll(cx, s.poll_timeout());
-            progress |= s.handle_wakeups(fired, Instant::now);
-            if !progress && s.arm(cx.waker()) {
-                return Poll::Pending;
-            }
-        }
-        // Busy connection: let the others run, then continue.
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
+/// A connection's loop: a session and its socket.
+pub(crate) type Driver = crest_driver::Driver<Socket<TcpStream>>;
 
 /// One connection's task, for [`Connect::connect_with`](crate::Connect::connect_with):
 /// a `Future` that moves the connection's bytes until it is finished, then
