@@ -87,7 +87,7 @@ async fn broadcast_close_codes_and_shutdown<S: Runtime, C: Runtime>() {
 /// C's `Stream + Sink` client against S's callback server.
 async fn stream_client_against_the_other_server<S: Runtime, C: Runtime>() {
     let (_ws, server) = echo_server::<S>().await;
-    let mut ws = within(C::connect_stream(&server.url("/ws"))).await.unwrap();
+    let mut ws = within(C::connect_stream(&WebSocketClient::new(), &server.url("/ws"))).await.unwrap();
     for i in 0..20 {
         within(ws.send(Message::text(format!("m{i}")))).await.unwrap();
     }

@@ -684,7 +684,7 @@ async fn connect_errors_are_typed<R: Runtime>() {
 
 async fn our_stream_client_against_a_tungstenite_server<R: Runtime>() {
     let addr = tungstenite_echo_server::<R>();
-    let mut ws = within(R::connect_stream(&format!("ws://{addr}/"))).await.unwrap();
+    let mut ws = within(R::connect_stream(&WebSocketClient::new(), &format!("ws://{addr}/"))).await.unwrap();
     for i in 0..10 {
         within(ws.send(Message::text(format!("message {i}")))).await.unwrap();
     }
@@ -719,11 +719,41 @@ async fn stream_type_on_both_ends_over_a_raw_socket<R: Runtime>() {
 
 async fn stream_client_against_our_server<R: Runtime>() {
     let (_ws, server) = echo_server::<R>().await;
-    let mut ws = within(R::connect_stream(&server.url("/ws"))).await.unwrap();
+    let mut ws = within(R::connect_stream(&WebSocketClient::new(), &server.url("/ws"))).await.unwrap();
     within(ws.send(Message::text("round"))).await.unwrap();
     assert!(matches!(within(ws.next()).await, Some(Ok(Message::Text(t))) if t == "round"));
     within(ws.close()).await.unwrap();
     assert_eq!(ws.close_frame().map(|f| f.code), Some(CloseCode::NORMAL));
+    server.stop().await;
+}
+
+async fn stream_client_with_a_subprotocol_headers_and_compression<R: Runtime>() {
+    // `Connect::connect_stream`: the Stream + Sink client carries the
+    // client's subprotocol, headers and permessage-deflate offer.
+    let ws = WebSocketServer::with_settings(Settings::default().deflate(DeflateConfig::default()));
+    ws.on_upgrade(|req, _peer| match req.header("authorization") {
+        Some("Bearer good") if req.protocols().iter().any(|p| p == "chat.v2") => Ok(Accept::new().protocol("chat.v2")),
+        _ => Err(Response::new(401)),
+    });
+    let (tx, seen) = async_channel::unbounded();
+    ws.on_connect(move |conn| drop(tx.try_send(conn.header("sec-websocket-extensions").map(String::from))));
+    ws.on_message(|conn, text| drop(conn.send(text)));
+    let server = serve_ws::<R>(&ws).await;
+    let client = WebSocketClient::new();
+    client.protocol("chat.v2").header("Authorization", "Bearer good");
+    client.deflate(DeflateConfig::default());
+    let mut stream = within(R::connect_stream(&client, &server.url("/ws"))).await.unwrap();
+    assert_eq!(stream.protocol(), Some("chat.v2"));
+    let offer = within(seen.recv()).await.unwrap().expect("no Sec-WebSocket-Extensions offer");
+    assert!(offer.starts_with("permessage-deflate"), "{offer}");
+    let text = compressible(2000);
+    within(stream.send(Message::text(text.as_str()))).await.unwrap();
+    assert!(matches!(within(stream.next()).await, Some(Ok(Message::Text(t))) if t == text.as_str()));
+    within(stream.close()).await.unwrap();
+    // Without the header the same client options are refused before the upgrade.
+    let refused = WebSocketClient::new();
+    refused.protocol("chat.v2");
+    assert!(within(R::connect_stream(&refused, &server.url("/ws"))).await.is_err());
     server.stop().await;
 }
 
@@ -785,6 +815,7 @@ parity!(
     our_stream_client_against_a_tungstenite_server,
     stream_type_on_both_ends_over_a_raw_socket,
     stream_client_against_our_server,
+    stream_client_with_a_subprotocol_headers_and_compression,
     tungstenite_client_and_our_client_talk_through_our_server,
     deflate_echo_and_compressed_broadcast,
 );

@@ -44,6 +44,14 @@ pub trait Connect {
     /// # Errors
     /// As [`connect`](Self::connect).
     fn connect_with(&self, url: &str, spawn: impl FnOnce(Task) + Send) -> impl Future<Output = Result<Conn>> + Send;
+
+    /// Opens a connection to `url` as a [`WebSocket`] (`Stream + Sink`) with
+    /// this client's subprotocols, headers, limits and compression; its
+    /// callbacks are not used. [`connect`] is this with a default client.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    fn connect_stream(&self, url: &str) -> impl Future<Output = Result<WebSocket<async_std::net::TcpStream>>> + Send;
 }
 
 impl Connect for WebSocketClient {
@@ -60,6 +68,12 @@ impl Connect for WebSocketClient {
         let conn = driver.session.connected()?;
         spawn(Task(driver));
         Ok(conn)
+    }
+
+    async fn connect_stream(&self, url: &str) -> Result<WebSocket<async_std::net::TcpStream>> {
+        let plan = self.plan(url)?;
+        let stream = tcp_connect(&plan.host, plan.port).await?.into_inner()?;
+        WebSocket::client(stream.into(), plan.request, plan.config).await
     }
 }
 
@@ -79,12 +93,13 @@ impl Connect for WebSocketClient {
 /// # Ok(()) }
 /// ```
 ///
+/// With subprotocols, extra headers, other limits or compression: build a
+/// [`WebSocketClient`] and call [`Connect::connect_stream`].
+///
 /// # Errors
 /// As [`Connect::connect`].
 pub async fn connect(url: &str) -> Result<WebSocket<async_std::net::TcpStream>> {
-    let plan = WebSocketClient::new().plan(url)?;
-    let stream = tcp_connect(&plan.host, plan.port).await?.into_inner()?;
-    WebSocket::client(stream.into(), plan.request, plan.config).await
+    WebSocketClient::new().connect_stream(url).await
 }
 
 /// Connects to the first address of `host:port` that accepts, with

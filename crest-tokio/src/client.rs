@@ -42,6 +42,14 @@ pub trait Connect {
     /// # Errors
     /// As [`connect`](Self::connect).
     fn connect_with(&self, url: &str, spawn: impl FnOnce(Task) + Send) -> impl Future<Output = Result<Conn>> + Send;
+
+    /// Opens a connection to `url` as a [`WebSocket`] (`Stream + Sink`) with
+    /// this client's subprotocols, headers, limits and compression; its
+    /// callbacks are not used. [`connect`] is this with a default client.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    fn connect_stream(&self, url: &str) -> impl Future<Output = Result<WebSocket<TcpStream>>> + Send;
 }
 
 impl Connect for WebSocketClient {
@@ -59,6 +67,13 @@ impl Connect for WebSocketClient {
         let conn = driver.session.connected()?;
         spawn(Task(driver));
         Ok(conn)
+    }
+
+    async fn connect_stream(&self, url: &str) -> Result<WebSocket<TcpStream>> {
+        let plan = self.plan(url)?;
+        let stream = TcpStream::connect((plan.host.as_str(), plan.port)).await?;
+        stream.set_nodelay(true)?;
+        WebSocket::client(stream, plan.request, plan.config).await
     }
 }
 
@@ -78,11 +93,11 @@ impl Connect for WebSocketClient {
 /// # Ok(()) }
 /// ```
 ///
+/// With subprotocols, extra headers, other limits or compression: build a
+/// [`WebSocketClient`] and call [`Connect::connect_stream`].
+///
 /// # Errors
 /// As [`Connect::connect`].
 pub async fn connect(url: &str) -> Result<WebSocket<TcpStream>> {
-    let plan = WebSocketClient::new().plan(url)?;
-    let stream = TcpStream::connect((plan.host.as_str(), plan.port)).await?;
-    stream.set_nodelay(true)?;
-    WebSocket::client(stream, plan.request, plan.config).await
+    WebSocketClient::new().connect_stream(url).await
 }

@@ -126,6 +126,8 @@ impl Server {
 pub trait WsStream: Stream<Item = Result<Message>> + Sink<Message, Error = Error> + Unpin + Send {
     /// `WebSocket::close_frame`.
     fn close_frame(&self) -> Option<&CloseFrame>;
+    /// `WebSocket::protocol`.
+    fn protocol(&self) -> Option<&str>;
 }
 
 /// What differs between the runtimes; everything else is shared.
@@ -152,8 +154,9 @@ pub trait Runtime: Sized + 'static {
     /// `client.connect(url)` (the adapter's `Connect`).
     fn connect(client: &WebSocketClient, url: &str) -> impl Future<Output = Result<Conn>>;
 
-    /// The adapter's `connect(url)`: a `Stream + Sink` client.
-    fn connect_stream(url: &str) -> impl Future<Output = Result<Self::Ws>>;
+    /// The adapter's `Connect::connect_stream`: a `Stream + Sink` client
+    /// with `client`'s options.
+    fn connect_stream(client: &WebSocketClient, url: &str) -> impl Future<Output = Result<Self::Ws>>;
 
     /// A server made of the adapter's `WebSocket::accept` on its own TCP
     /// listener: accepts one connection, echoes text and binary until the
@@ -216,6 +219,10 @@ impl WsStream for crest_tokio::WebSocket<tokio::net::TcpStream> {
     fn close_frame(&self) -> Option<&CloseFrame> {
         crest_tokio::WebSocket::close_frame(self)
     }
+
+    fn protocol(&self) -> Option<&str> {
+        crest_tokio::WebSocket::protocol(self)
+    }
 }
 
 impl Runtime for Tokio {
@@ -252,8 +259,10 @@ impl Runtime for Tokio {
         TOKIO.spawn(async move { client.connect(&url).await }).await.expect("connect panicked")
     }
 
-    async fn connect_stream(url: &str) -> Result<Self::Ws> {
-        crest_tokio::connect(url).await
+    async fn connect_stream(client: &WebSocketClient, url: &str) -> Result<Self::Ws> {
+        use crest_tokio::Connect;
+        let (client, url) = (client.clone(), url.to_owned());
+        TOKIO.spawn(async move { client.connect_stream(&url).await }).await.expect("connect panicked")
     }
 
     async fn stream_echo_server() -> (SocketAddr, BoxFuture<Option<CloseFrame>>) {
@@ -286,6 +295,10 @@ impl<S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send> WsStr
     fn close_frame(&self) -> Option<&CloseFrame> {
         crest_async_std::WebSocket::close_frame(self)
     }
+
+    fn protocol(&self) -> Option<&str> {
+        crest_async_std::WebSocket::protocol(self)
+    }
 }
 
 impl Runtime for AsyncStd {
@@ -317,8 +330,9 @@ impl Runtime for AsyncStd {
         client.connect(url).await
     }
 
-    async fn connect_stream(url: &str) -> Result<Self::Ws> {
-        crest_async_std::connect(url).await
+    async fn connect_stream(client: &WebSocketClient, url: &str) -> Result<Self::Ws> {
+        use crest_async_std::Connect;
+        client.connect_stream(url).await
     }
 
     async fn stream_echo_server() -> (SocketAddr, BoxFuture<Option<CloseFrame>>) {
@@ -384,11 +398,12 @@ impl Runtime for Smol {
         client.connect_with(url, smol_spawn).await
     }
 
-    async fn connect_stream(url: &str) -> Result<Self::Ws> {
-        // smol's own sockets: `WebSocket::client` over an `Async<TcpStream>`.
-        let addr = url_addr(url);
-        let path = url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap_or("/");
-        Self::stream_client(addr, path).await
+    async fn connect_stream(client: &WebSocketClient, url: &str) -> Result<Self::Ws> {
+        // smol's own sockets: `WebSocket::client` over an `Async<TcpStream>`,
+        // with the request and limits the client plans for `url`.
+        let plan = client.plan(url)?;
+        let tcp = Async::<TcpStream>::connect(url_addr(url)).await?;
+        crest_async_std::WebSocket::client(tcp, plan.request, plan.config).await
     }
 
     async fn stream_echo_server() -> (SocketAddr, BoxFuture<Option<CloseFrame>>) {
