@@ -10,7 +10,9 @@ use crest_proto::{
 };
 
 use crate::stream::{check_events, check_output, Transcript};
-use crate::{client_request, drain, flags, has_head_end, response_status, stream_config, SAMPLE_ACCEPT};
+use crate::{
+    client_request, drain, flags, has_head_end, may_start_request, response_status, stream_config, SAMPLE_ACCEPT,
+};
 
 /// The `handshake_request` target body: `data` as a raw request head, then
 /// as the description of a request our own client generates.
@@ -38,7 +40,7 @@ fn raw_request(data: &[u8]) {
     let events = drain(&mut server);
     let mut out = Vec::new();
     server.poll_transmit(&mut out);
-    let need_more = !has_head_end(data) && data.len() <= limit;
+    let need_more = !has_head_end(data) && data.len() <= limit && may_start_request(data);
     assert_eq!(events.is_empty(), need_more, "need more, or an answer: {events:?}");
     match events.as_slice() {
         [] => {
@@ -75,6 +77,7 @@ fn raw_request(data: &[u8]) {
                 }
                 HandshakeError::MethodNotAllowed(_) => assert!(contains(&out, "\r\nAllow: GET\r\n")),
                 HandshakeError::HeadTooLarge { .. } => assert!(data.len() > limit),
+                HandshakeError::Http("not an HTTP request") => assert!(!may_start_request(data)),
                 _ => {}
             }
             assert!(server.is_finished());

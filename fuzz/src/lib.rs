@@ -145,6 +145,17 @@ pub fn drain(conn: &mut Connection) -> Vec<Event> {
 
 /// Whether `buf` holds the end of an HTTP head: a blank line, `\n\n` or
 /// `\n\r\n` (the reference for crest-proto's incremental scanner).
+/// Whether `buf` may still begin an HTTP request: after any leading CR/LF,
+/// its first 32 bytes open with a method token (RFC 9110 tchars up to the
+/// first space). The server answers 400 at once to bytes that cannot.
+pub fn may_start_request(buf: &[u8]) -> bool {
+    let start = &buf[..buf.len().min(32)];
+    let start: Vec<u8> = start.iter().copied().skip_while(|b| *b == b'\r' || *b == b'\n').collect();
+    let method = start.split(|&b| b == b' ').next().unwrap_or_default();
+    let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    start.is_empty() || (!method.is_empty() && method.iter().all(tchar))
+}
+
 pub fn has_head_end(buf: &[u8]) -> bool {
     buf.windows(2).any(|w| w == b"\n\n") || buf.windows(3).any(|w| w == b"\n\r\n")
 }
