@@ -115,7 +115,11 @@ impl Buffers {
     fn take_for(conn: &mut Connection) -> Box<Self> {
         let mut b = Self::take();
         if b.tail.capacity() > 0 {
-            conn.lend_transmit_buffer(std::mem::take(&mut b.tail));
+            // Refused when a command already gave `conn` its own buffer
+            // (the set's is then kept for the next connection).
+            if let Some(tail) = conn.lend_transmit_buffer(std::mem::take(&mut b.tail)) {
+                b.tail = tail;
+            }
         }
         b
     }

@@ -574,11 +574,13 @@ impl Connection {
     }
 
     /// Gives the connection `buf`'s capacity to encode small frames into
-    /// (its contents are discarded), unless it already has such a buffer.
-    /// With [`reclaim_transmit_buffer`](Self::reclaim_transmit_buffer), a
-    /// caller can keep these buffers in a pool shared by its connections.
-    pub fn lend_transmit_buffer(&mut self, buf: Vec<u8>) {
-        self.tx.lend(buf);
+    /// (its contents are discarded), unless it already has such a buffer:
+    /// then `buf` is given back. With
+    /// [`reclaim_transmit_buffer`](Self::reclaim_transmit_buffer), a caller
+    /// can keep these buffers in a pool shared by its connections.
+    #[must_use]
+    pub fn lend_transmit_buffer(&mut self, buf: Vec<u8>) -> Option<Vec<u8>> {
+        self.tx.lend(buf)
     }
 
     /// Takes back the connection's coalescing buffer (empty, with its

@@ -144,12 +144,14 @@ impl TxQueue {
     }
 
     /// Uses `buf`'s capacity for the coalescing buffer, unless the queue
-    /// already has one.
-    pub(crate) fn lend(&mut self, mut buf: Vec<u8>) {
-        if self.tail.capacity() == 0 {
-            buf.clear();
-            self.tail = buf;
+    /// already has one: then `buf` is given back.
+    pub(crate) fn lend(&mut self, mut buf: Vec<u8>) -> Option<Vec<u8>> {
+        if self.tail.capacity() > 0 {
+            return Some(buf);
         }
+        buf.clear();
+        self.tail = buf;
+        None
     }
 
     /// Takes the (empty) coalescing buffer's capacity, if it has any and
@@ -261,11 +263,11 @@ mod tests {
         assert_eq!(q.reclaim(), None, "nothing to reclaim");
         let lent = Vec::with_capacity(64);
         let ptr = lent.as_ptr();
-        q.lend(lent);
+        assert_eq!(q.lend(lent), None);
         q.tail(5).extend_from_slice(b"hello");
         assert_eq!(q.tail.as_ptr(), ptr, "encoded into the lent buffer");
         assert_eq!(q.reclaim(), None, "not while it holds bytes");
-        q.lend(Vec::with_capacity(8));
+        assert_eq!(q.lend(Vec::with_capacity(8)).map(|v| v.capacity()), Some(8));
         assert_eq!(q.tail.as_ptr(), ptr, "a second loan is refused while one is used");
         let mut small = BytesMut::new();
         assert_eq!(q.pop_into(&mut small).as_deref(), Some(&b"hello"[..]));
