@@ -11,7 +11,7 @@
 //!   Reservations start
 //!   at [`READ_MIN`], double while reads fill them (up to [`READ_MAX`]) and
 //!   halve when reads use little of them.
-//! - **Writing.** Chunks from `Connection::poll_transmit_bytes` (small frames
+//! - **Writing.** Chunks from `Connection::poll_transmit_bytes_in` (small frames
 //!   coalesced, large payloads as their own `Bytes`) are written with one
 //!   vectored write; [`io_slices`](Wire::io_slices) lends them and
 //!   [`transmitted`](Wire::transmitted) consumes what was written. Small
