@@ -275,3 +275,31 @@ fn idle_sessions_stay_small() {
     // allocation class (see `wire::Buffers`). Grow it only knowingly.
     assert!(std::mem::size_of::<Session>() <= 496, "{}", std::mem::size_of::<Session>());
 }
+
+#[test]
+fn replies_reuse_one_output_block() {
+    // Each reply is copied into the pooled `small` block right after the
+    // previous one (written and dropped by then): no allocation per reply.
+    let ws = WebSocketServer::new();
+    ws.on_message(|conn, m| drop(conn.send(m)));
+    let mut p = Pair::new(&router_with(&ws), ClientRequest::new("h", "/ws"));
+    let mut starts = Vec::new();
+    for i in 0..4 {
+        p.client.send(Message::text(format!("reply {i}"))).unwrap();
+        p.deliver_to_server();
+        p.session.handle_commands(|| p.now);
+        assert!(p.session.wants_write());
+        let mut iov = [std::io::IoSlice::new(&[]); 4];
+        let n = p.session.io_slices(&mut iov);
+        assert_eq!(n, 1, "one chunk");
+        starts.push((iov[0].as_ptr() as usize, iov[0].len()));
+        p.wire.extend_from_slice(&iov[0]);
+        let len = iov[0].len();
+        p.session.transmitted(len);
+        let events = p.deliver_to_client();
+        assert!(matches!(&events[..], [Event::Text(t)] if *t == *format!("reply {i}")), "{events:?}");
+    }
+    for w in starts.windows(2) {
+        assert_eq!(w[1].0, w[0].0 + w[0].1, "each reply follows the previous one in the same block: {starts:?}");
+    }
+}

@@ -11,10 +11,14 @@
 //!   Reservations start
 //!   at [`READ_MIN`], double while reads fill them (up to [`READ_MAX`]) and
 //!   halve when reads use little of them.
-//! - **Writing.** Chunks from `Connection::poll_transmit_bytes` (small frames
+//! - **Writing.** Chunks from `Connection::poll_transmit_bytes_in` (small frames
 //!   coalesced, large payloads as their own `Bytes`) are written with one
 //!   vectored write; [`io_slices`](Wire::io_slices) lends them and
-//!   [`transmitted`](Wire::transmitted) consumes what was written.
+//!   [`transmitted`](Wire::transmitted) consumes what was written. Small
+//!   output is copied into the pooled `small` block and split off it, and
+//!   the connection's coalescing buffer travels with the pooled buffer set
+//!   (lent while the connection is active, reclaimed when it goes quiet), so
+//!   a reply allocates nothing.
 //! - **Back-pressure.** While more than [`READ_PAUSE`] bytes wait to be
 //!   written, [`wants_read`](Wire::wants_read) is false: a peer that sends
 //!   without reading our replies is slowed down by TCP instead of growing
@@ -52,6 +56,8 @@ pub const READ_KEEP: Duration = Duration::from_secs(1);
 const POOL: usize = 8;
 /// Largest read buffer a pooled buffer set keeps.
 const POOL_READ: usize = 2 * READ_MIN;
+/// Largest `small` block and coalescing buffer a pooled buffer set keeps.
+const POOL_WRITE: usize = 16 * 1024;
 /// Chunks of the first vectored-write attempt (see [`poll_write_with`]).
 const FEW_IOV: usize = 4;
 /// Most chunks one vectored write takes (Linux's `UIO_MAXIOV` is 1024; a
@@ -75,6 +81,12 @@ enum Io {
 #[derive(Debug, Default)]
 struct Buffers {
     rbuf: BytesMut,
+    /// Where small coalesced output is copied to (see
+    /// `Connection::poll_transmit_bytes_in`); its block is reused once the
+    /// chunks split off it were written and dropped.
+    small: BytesMut,
+    /// The connection's coalescing buffer, while the buffer set is pooled.
+    tail: Vec<u8>,
     out: VecDeque<Bytes>,
     out_len: usize,
     /// When to give back a read buffer kept between bursts.
@@ -99,11 +111,30 @@ impl Buffers {
         POOLED.try_with(|p| p.borrow_mut().pop()).ok().flatten().unwrap_or_default()
     }
 
+    /// [`take`](Self::take), lending the set's coalescing buffer to `conn`.
+    fn take_for(conn: &mut Connection) -> Box<Self> {
+        let mut b = Self::take();
+        if b.tail.capacity() > 0 {
+            // Refused when a command already gave `conn` its own buffer
+            // (the set's is then kept for the next connection).
+            if let Some(tail) = conn.lend_transmit_buffer(std::mem::take(&mut b.tail)) {
+                b.tail = tail;
+            }
+        }
+        b
+    }
+
     /// Puts `self` (drained) back into this thread's pool, unless it is
     /// full; a large read buffer is dropped rather than kept.
     fn give_back(mut self: Box<Self>) {
         if self.rbuf.capacity() > POOL_READ {
             self.rbuf = BytesMut::new();
+        }
+        if self.small.capacity() > POOL_WRITE {
+            self.small = BytesMut::new();
+        }
+        if self.tail.capacity() > POOL_WRITE {
+            self.tail = Vec::new();
         }
         if self.out.capacity() > MAX_IOV {
             self.out = VecDeque::new();
@@ -153,7 +184,8 @@ impl Wire {
     }
 
     fn bufs(&mut self) -> &mut Buffers {
-        self.bufs.get_or_insert_with(Buffers::take)
+        let conn = &mut self.conn;
+        self.bufs.get_or_insert_with(|| Buffers::take_for(conn))
     }
 
     /// Gives the buffers back (to the thread's pool) once nothing is in
@@ -165,7 +197,10 @@ impl Wire {
         let idle = |b: &Buffers| b.rbuf.is_empty() && b.out.is_empty() && b.release_at.is_none();
         let bulk = self.read_size as usize > READ_MIN;
         if !bulk && self.bufs.as_deref().is_some_and(idle) && self.conn.buffered_len() == 0 {
-            if let Some(b) = self.bufs.take() {
+            if let Some(mut b) = self.bufs.take() {
+                if let Some(tail) = self.conn.reclaim_transmit_buffer() {
+                    b.tail = tail;
+                }
                 b.give_back();
             }
         }
@@ -449,8 +484,9 @@ impl Transmit for Wire {
             return false;
         }
         if self.conn.pending_transmit() > 0 {
-            let b = self.bufs.get_or_insert_with(Buffers::take);
-            while let Some(chunk) = self.conn.poll_transmit_bytes() {
+            let conn = &mut self.conn;
+            let b = self.bufs.get_or_insert_with(|| Buffers::take_for(conn));
+            while let Some(chunk) = conn.poll_transmit_bytes_in(&mut b.small) {
                 if !chunk.is_empty() {
                     b.out_len += chunk.len();
                     b.out.push_back(chunk);

@@ -367,6 +367,48 @@ fn main() {
         rows.push(Row { name, per_iter, bytes: size * count, messages: count, note });
     }
 
+    // --- reply by reply, as crest-driver writes: one message in, its reply taken as `Bytes` and dropped ---
+    for reuse in [false, true] {
+        let api = if reuse { "poll_transmit_bytes_in" } else { "poll_transmit_bytes" };
+        let name = format!("echo 16 B text reply by reply ({api})");
+        if !wanted(&name) {
+            continue;
+        }
+        let count = 1000;
+        let wire = client_wire(true, 16, count, usize::MAX);
+        let frame_len = wire.len() / count;
+        let mut server = open_server();
+        let mut small = BytesMut::new();
+        let per_iter = measure(
+            100,
+            || BytesMut::from(&wire[..]),
+            |mut input| {
+                let now = Instant::now();
+                while !input.is_empty() {
+                    let one = input.split_to(frame_len.min(input.len()));
+                    server.receive_bytes(now, one);
+                    while let Some(e) = server.poll_event() {
+                        if let Event::Text(t) = e {
+                            server.send(Message::Text(t)).unwrap();
+                        }
+                    }
+                    if reuse {
+                        while let Some(chunk) = server.poll_transmit_bytes_in(&mut small) {
+                            black_box(chunk);
+                        }
+                    } else {
+                        while let Some(chunk) = server.poll_transmit_bytes() {
+                            black_box(chunk);
+                        }
+                    }
+                }
+            },
+        );
+        let per_msg = per_iter / count as f64;
+        let note = format!("{:.1} ns per message", per_msg * 1e9);
+        rows.push(Row { name, per_iter, bytes: 16 * count, messages: count, note });
+    }
+
     // --- encode only ---
     for &(role, size, count) in
         &[("server", 16usize, 10_000usize), ("server", 64 << 10, 16), ("client", 16, 10_000), ("client", 64 << 10, 16)]

@@ -556,6 +556,41 @@ impl Connection {
         self.tx.pop()
     }
 
+    /// Takes the next chunk of queued output, in order, like
+    /// [`poll_transmit_bytes`](Self::poll_transmit_bytes), without an
+    /// allocation per reply: coalesced small frames (up to 16 KiB) are copied
+    /// into `buf` (its contents are discarded first) and split off it, and
+    /// the connection keeps its coalescing buffer for the next frames. Keep
+    /// `buf` across calls: once the `Bytes` split off it are dropped (after
+    /// the write), its block is reused. Large payloads still come back as the
+    /// very `Bytes` that were sent.
+    ///
+    /// The kept coalescing buffer is memory an idle connection holds: take it
+    /// back with [`reclaim_transmit_buffer`](Self::reclaim_transmit_buffer)
+    /// when the connection goes quiet.
+    #[must_use]
+    pub fn poll_transmit_bytes_in(&mut self, buf: &mut BytesMut) -> Option<Bytes> {
+        self.tx.pop_into(buf)
+    }
+
+    /// Gives the connection `buf`'s capacity to encode small frames into
+    /// (its contents are discarded), unless it already has such a buffer:
+    /// then `buf` is given back. With
+    /// [`reclaim_transmit_buffer`](Self::reclaim_transmit_buffer), a caller
+    /// can keep these buffers in a pool shared by its connections.
+    #[must_use]
+    pub fn lend_transmit_buffer(&mut self, buf: Vec<u8>) -> Option<Vec<u8>> {
+        self.tx.lend(buf)
+    }
+
+    /// Takes back the connection's coalescing buffer (empty, with its
+    /// capacity) when it holds no output; `None` when there is none or it
+    /// holds bytes not yet taken.
+    #[must_use]
+    pub fn reclaim_transmit_buffer(&mut self) -> Option<Vec<u8>> {
+        self.tx.reclaim()
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if
     /// any timer is armed. Ask again after every input and command.
     #[must_use]

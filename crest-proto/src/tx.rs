@@ -7,6 +7,13 @@
 //! vectored writes). When the queue empties its buffer is released, so a
 //! quiet connection holds no output memory.
 //!
+//! A caller that writes reply by reply can avoid the allocation per reply:
+//! `poll_transmit_bytes_in` copies a small coalesced tail into the caller's
+//! `BytesMut` (split off it, so the caller's buffer is reclaimed once the
+//! written `Bytes` is dropped) and keeps the tail's capacity; the caller
+//! takes that capacity back with `reclaim_transmit_buffer` when it goes quiet
+//! and lends it (to this or another connection) with `lend_transmit_buffer`.
+//!
 //! The tail is a `Vec<u8>` rather than a `BytesMut`: `Vec`'s appends are
 //! generic, so they inline into the encoder and a short frame's fixed-size
 //! copy compiles to register moves; sealing it into `Bytes` takes the
@@ -14,11 +21,15 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// How much to reserve when the tail buffer is full: large enough to batch
 /// many small frames, small enough not to matter per connection.
 const TAIL_RESERVE: usize = 4096;
+/// Largest coalesced tail [`TxQueue::pop_into`] copies out (rather than
+/// handing its buffer over): a copy this size costs less than the
+/// allocation it saves.
+pub(crate) const COPY_OUT_MAX: usize = 16 * 1024;
 
 #[derive(Debug, Default)]
 pub(crate) struct TxQueue {
@@ -104,6 +115,51 @@ impl TxQueue {
         self.tail = Vec::new();
     }
 
+    /// Takes the next chunk, in order, like [`pop`](Self::pop), except that
+    /// a coalesced tail of at most [`COPY_OUT_MAX`] bytes is copied into
+    /// `small` (cleared first) and split off it, and the tail keeps its
+    /// capacity for the next frames.
+    pub(crate) fn pop_into(&mut self, small: &mut BytesMut) -> Option<Bytes> {
+        if let Some(chunk) = self.chunks.pop_front() {
+            self.chunks_len -= chunk.len();
+            return Some(chunk);
+        }
+        // Every chunk is ahead of the tail: the tail is next.
+        let len = self.tail.len();
+        if len == 0 {
+            return None;
+        }
+        if len > COPY_OUT_MAX {
+            return self.pop();
+        }
+        small.clear();
+        if small.capacity() < len {
+            // Reclaims `small`'s block in place when every `Bytes` split
+            // off it was dropped; allocates only when one is still held.
+            small.reserve(len.max(TAIL_RESERVE));
+        }
+        small.extend_from_slice(&self.tail);
+        self.tail.clear();
+        Some(small.split().freeze())
+    }
+
+    /// Uses `buf`'s capacity for the coalescing buffer, unless the queue
+    /// already has one: then `buf` is given back.
+    pub(crate) fn lend(&mut self, mut buf: Vec<u8>) -> Option<Vec<u8>> {
+        if self.tail.capacity() > 0 {
+            return Some(buf);
+        }
+        buf.clear();
+        self.tail = buf;
+        None
+    }
+
+    /// Takes the (empty) coalescing buffer's capacity, if it has any and
+    /// holds no bytes.
+    pub(crate) fn reclaim(&mut self) -> Option<Vec<u8>> {
+        (self.tail.is_empty() && self.tail.capacity() > 0).then(|| std::mem::take(&mut self.tail))
+    }
+
     /// Takes the next chunk, in order.
     pub(crate) fn pop(&mut self) -> Option<Bytes> {
         self.seal_tail();
@@ -158,5 +214,65 @@ mod tests {
         q.drain_into(&mut out);
         assert_eq!(out, b"abcd", "appended after what `out` held");
         assert_eq!(q.tail.capacity(), 0);
+    }
+
+    #[test]
+    fn pop_into_copies_a_small_tail_and_keeps_both_buffers() {
+        let mut q = TxQueue::default();
+        let mut small = BytesMut::new();
+        q.tail(2).extend_from_slice(b"ab");
+        q.push_chunk(Bytes::from_static(b"LARGE"));
+        q.tail(2).extend_from_slice(b"cd");
+        let tail_ptr = q.tail.as_ptr();
+        assert_eq!(q.pop_into(&mut small).as_deref(), Some(&b"ab"[..]), "the sealed tail, handed over");
+        assert_eq!(q.pop_into(&mut small).as_deref(), Some(&b"LARGE"[..]));
+        let cd = q.pop_into(&mut small).unwrap();
+        assert_eq!(&cd[..], b"cd");
+        assert_eq!(q.pop_into(&mut small), None);
+        assert!(q.is_empty());
+        assert_eq!(q.tail.as_ptr(), tail_ptr, "the tail keeps its buffer");
+        let block = cd.as_ptr();
+        drop(cd);
+        // Every reply lands in the same block of `small` once the previous one was dropped.
+        for i in 0..3 * TAIL_RESERVE {
+            q.tail(3).extend_from_slice(b"xyz");
+            let out = q.pop_into(&mut small).unwrap();
+            assert_eq!(&out[..], b"xyz");
+            let offset = (out.as_ptr() as usize).wrapping_sub(block as usize);
+            assert!(offset < TAIL_RESERVE, "reply {i} reused the block");
+            assert_eq!(q.tail.as_ptr(), tail_ptr);
+        }
+        // A reply still held: the next one goes elsewhere, both intact.
+        q.tail(1).extend_from_slice(b"1");
+        let held = q.pop_into(&mut small).unwrap();
+        q.tail(1).extend_from_slice(b"2");
+        let next = q.pop_into(&mut small).unwrap();
+        assert_eq!((&held[..], &next[..]), (&b"1"[..], &b"2"[..]));
+        // A large tail is handed over, not copied.
+        let big = vec![7u8; COPY_OUT_MAX + 1];
+        q.tail(big.len()).extend_from_slice(&big);
+        let big_ptr = q.tail.as_ptr();
+        let out = q.pop_into(&mut small).unwrap();
+        assert_eq!((out.as_ptr(), out.len()), (big_ptr, big.len()));
+        assert_eq!(q.tail.capacity(), 0);
+    }
+
+    #[test]
+    fn lend_and_reclaim_move_the_tail_buffer() {
+        let mut q = TxQueue::default();
+        assert_eq!(q.reclaim(), None, "nothing to reclaim");
+        let lent = Vec::with_capacity(64);
+        let ptr = lent.as_ptr();
+        assert_eq!(q.lend(lent), None);
+        q.tail(5).extend_from_slice(b"hello");
+        assert_eq!(q.tail.as_ptr(), ptr, "encoded into the lent buffer");
+        assert_eq!(q.reclaim(), None, "not while it holds bytes");
+        assert_eq!(q.lend(Vec::with_capacity(8)).map(|v| v.capacity()), Some(8));
+        assert_eq!(q.tail.as_ptr(), ptr, "a second loan is refused while one is used");
+        let mut small = BytesMut::new();
+        assert_eq!(q.pop_into(&mut small).as_deref(), Some(&b"hello"[..]));
+        let back = q.reclaim().unwrap();
+        assert_eq!((back.as_ptr(), back.len()), (ptr, 0));
+        assert_eq!(q.tail.capacity(), 0, "the queue holds no memory");
     }
 }
