@@ -83,6 +83,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Socket<S> {
         result
     }
 
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
     fn poll_write_vectored(&mut self, cx: &mut Context<'_>, iov: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write_vectored(cx, iov)
     }

@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Waker;
 
@@ -102,8 +102,6 @@ pub(crate) struct Inbox {
     /// A send was refused for the queue limit: disconnect the slow consumer.
     pub(crate) overflow: Option<Box<Error>>,
     waker: Option<Waker>,
-    /// The session is idle and must be woken by the next command.
-    armed: bool,
 }
 
 /// What a connection keeps of its opening request, in one allocation:
@@ -181,6 +179,14 @@ pub(crate) struct Shared {
     max_queued: AtomicUsize,
     info: OnceLock<Info>,
     inbox: Mutex<Inbox>,
+    /// The inbox has commands (or an overflow) for the session: set with the
+    /// inbox locked, so the session can skip locking an empty inbox.
+    queued: AtomicBool,
+    /// The session is idle and must be woken by the next command. Set with
+    /// the inbox locked (after checking it is empty) and taken by the
+    /// command that wakes it; the running session clears it without the lock
+    /// (a command racing with that wakes it once for nothing).
+    armed: AtomicBool,
 }
 
 /// A handle to one WebSocket connection: send, close, inspect.
@@ -212,6 +218,8 @@ impl Conn {
             max_queued: AtomicUsize::new(max_queued),
             info: OnceLock::new(),
             inbox: Mutex::new(Inbox::default()),
+            queued: AtomicBool::new(false),
+            armed: AtomicBool::new(false),
         }))
     }
 
@@ -298,7 +306,7 @@ impl Conn {
         }
         self.set_state(CLOSING);
         inbox.cmds.push_back(Cmd::Close(code, reason.into()));
-        Self::wake(&mut inbox);
+        self.wake(&inbox);
         Ok(())
     }
 
@@ -381,12 +389,12 @@ impl Conn {
             // The session disconnects the slow consumer; no more sends.
             self.set_state(CLOSING);
             inbox.overflow = Some(Box::new(err()));
-            Self::wake(&mut inbox);
+            self.wake(&inbox);
             return Err(err());
         }
         inbox.bytes += len;
         inbox.cmds.push_back(cmd);
-        Self::wake(&mut inbox);
+        self.wake(&inbox);
         Ok(())
     }
 
@@ -394,39 +402,51 @@ impl Conn {
     pub(crate) fn push_control(&self, cmd: Cmd) {
         let mut inbox = self.inbox();
         inbox.cmds.push_back(cmd);
-        Self::wake(&mut inbox);
+        self.wake(&inbox);
     }
 
-    fn wake(inbox: &mut Inbox) {
-        if std::mem::take(&mut inbox.armed) {
+    /// With the inbox locked, after queueing: tell the session.
+    fn wake(&self, inbox: &Inbox) {
+        self.0.queued.store(true, Ordering::Release);
+        if self.0.armed.swap(false, Ordering::AcqRel) {
             if let Some(w) = &inbox.waker {
                 w.wake_by_ref();
             }
         }
     }
-}
 
-impl Inbox {
+    /// Session: whether commands may be waiting (if not, the inbox need not
+    /// be locked).
+    pub(crate) fn has_commands(&self) -> bool {
+        self.0.queued.load(Ordering::Acquire)
+    }
+
+    /// Session: with the inbox locked and drained.
+    pub(crate) fn drained(&self, _inbox: &Inbox) {
+        self.0.queued.store(false, Ordering::Relaxed);
+    }
+
     /// Session: it is running, so the next command need not wake it (it
     /// calls [`arm`](Self::arm) before it sleeps).
-    pub(crate) fn disarm(&mut self) {
-        self.armed = false;
+    pub(crate) fn disarm(&self) {
+        self.0.armed.store(false, Ordering::Relaxed);
     }
 
     /// Session: registers `waker` for the next command, unless commands are
     /// already waiting. Releases the queue's memory when idle.
-    pub(crate) fn arm(&mut self, waker: &Waker) -> bool {
-        if !self.cmds.is_empty() || self.overflow.is_some() {
+    pub(crate) fn arm(&self, waker: &Waker) -> bool {
+        let mut inbox = self.inbox();
+        if !inbox.cmds.is_empty() || inbox.overflow.is_some() {
             return false;
         }
-        if self.cmds.rest.capacity() != 0 {
-            self.cmds.rest = VecDeque::new();
+        if inbox.cmds.rest.capacity() != 0 {
+            inbox.cmds.rest = VecDeque::new();
         }
-        match &self.waker {
+        match &inbox.waker {
             Some(w) if w.will_wake(waker) => {}
-            _ => self.waker = Some(waker.clone()),
+            _ => inbox.waker = Some(waker.clone()),
         }
-        self.armed = true;
+        self.0.armed.store(true, Ordering::Release);
         true
     }
 }

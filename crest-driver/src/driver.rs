@@ -46,7 +46,7 @@ impl<T: Transport> Driver<T> {
     pub fn drive(&mut self, cx: &mut Context<'_>, done: fn(&Session) -> bool) -> Poll<()> {
         let (s, io) = (&mut self.session, &mut self.io);
         for _ in 0..BUDGET {
-            if let Poll::Ready(Err(e)) = wire::poll_write_with(s, |iov| io.poll_write_vectored(cx, iov)) {
+            if let Poll::Ready(Err(e)) = wire::poll_write_with(s, |iov| io.poll_write_chunks(cx, iov)) {
                 s.io_error(e);
             }
             if s.wants_shutdown() {

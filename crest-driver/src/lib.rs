@@ -78,6 +78,7 @@ mod server;
 mod session;
 mod shutdown;
 mod stream;
+pub mod timer;
 pub mod wire;
 
 pub use client::{ClientPlan, WebSocketClient};

@@ -31,7 +31,7 @@ use crest_proto::{CloseCode, Connection, Event, Request, Response};
 use crate::client::ClientPlan;
 use crate::conn::{Cmd, Conn, Info, CLOSED, OPEN};
 use crate::error::{Error, Result};
-use crate::handler::{call, HandlerCell, Handlers};
+use crate::handler::{call, Cached, HandlerCell, Handlers};
 use crate::router::{text, Route, Router};
 use crate::server::WebSocketServer;
 use crate::wire::{Transmit, Wire};
@@ -68,6 +68,8 @@ pub struct Session {
     opened: bool,
     /// Client: why the opening handshake failed.
     error: Option<Box<Error>>,
+    /// The callbacks, as last taken from the server or client.
+    handlers: Option<Cached>,
 }
 
 impl Session {
@@ -85,6 +87,7 @@ impl Session {
             phase: Phase::Handshake,
             opened: false,
             error: None,
+            handlers: None,
         }
     }
 
@@ -102,6 +105,7 @@ impl Session {
             phase: Phase::Handshake,
             opened: false,
             error: None,
+            handlers: None,
         })
     }
 
@@ -150,8 +154,11 @@ impl Session {
     /// Bytes were appended to [`read_buf`](Self::read_buf): process them,
     /// calling callbacks.
     pub fn received(&mut self, now: Instant) {
-        self.wire.received(now);
+        let drained = self.wire.feed(now);
         self.step();
+        if drained {
+            self.wire.read_blocked();
+        }
     }
 
     /// See [`Wire::read_blocked`].
@@ -201,9 +208,13 @@ impl Session {
     fn apply_commands(&mut self, now: impl FnOnce() -> Instant) -> bool {
         let mut shutdown = false;
         let overflow;
+        if !self.handle.has_commands() {
+            return false;
+        }
         let now = {
             let mut inbox = self.handle.inbox();
             if inbox.cmds.is_empty() && inbox.overflow.is_none() {
+                self.handle.drained(&inbox);
                 return false;
             }
             let now = now();
@@ -222,6 +233,7 @@ impl Session {
                 };
             }
             inbox.bytes = 0;
+            self.handle.drained(&inbox);
             now
         };
         if let Some(err) = overflow {
@@ -256,7 +268,7 @@ impl Session {
     /// (registering nothing) if commands are already waiting: call
     /// [`handle_commands`](Self::handle_commands) again instead of sleeping.
     pub fn arm(&mut self, waker: &Waker) -> bool {
-        self.handle.inbox().arm(waker)
+        self.handle.arm(waker)
     }
 
     // ----- outputs -----
@@ -301,25 +313,26 @@ impl Session {
     /// crest-proto parses frames as events are polled, so a reply to a
     /// message goes out before the Close that a later, invalid frame causes.
     fn step(&mut self) {
-        let mut handlers: Option<Arc<Handlers>> = None;
+        let mut handlers = self.handlers.take();
         let mut armed = true;
         while let Some(event) = self.wire.conn_mut().poll_event() {
             if std::mem::take(&mut armed) {
                 // This task is running and reads the inbox before it sleeps
                 // again: what the callbacks queue must not wake it (a wasted
                 // poll per message).
-                self.handle.inbox().disarm();
+                self.handle.disarm();
             }
             let now = self.wire.now();
             self.dispatch(event, &mut handlers);
             self.apply_commands(|| now);
         }
+        self.handlers = handlers;
         self.wire.update();
         self.publish();
     }
 
     /// Calls the callback an event calls for, if any.
-    fn dispatch(&mut self, event: Event, handlers: &mut Option<Arc<Handlers>>) {
+    fn dispatch(&mut self, event: Event, handlers: &mut Option<Cached>) {
         match event {
             Event::Request(request) => self.decide(request),
             Event::Open => self.opened(handlers),
@@ -362,8 +375,8 @@ impl Session {
         }
     }
 
-    fn handlers(&self, cache: &mut Option<Arc<Handlers>>) -> Arc<Handlers> {
-        cache.get_or_insert_with(|| self.handler_cell().get()).clone()
+    fn handlers<'a>(&self, cache: &'a mut Option<Cached>) -> &'a Handlers {
+        self.handler_cell().cached(cache)
     }
 
     /// A callback panicked: close with 1011 (internal error).
@@ -440,7 +453,7 @@ impl Session {
         let _ = self.wire.conn_mut().respond(response);
     }
 
-    fn opened(&mut self, cache: &mut Option<Arc<Handlers>>) {
+    fn opened(&mut self, cache: &mut Option<Cached>) {
         if let Side::Client { resource, .. } = &mut self.side {
             let resource = resource.take().unwrap_or_default();
             let protocol = self.wire.conn().protocol();
@@ -462,7 +475,7 @@ impl Session {
         }
     }
 
-    fn report_error(&mut self, err: Error, cache: &mut Option<Arc<Handlers>>) {
+    fn report_error(&mut self, err: Error, cache: &mut Option<Cached>) {
         match self.phase {
             Phase::Open => {
                 tracing::debug!(conn = %self.handle.id(), "failed: {err}");
@@ -481,7 +494,7 @@ impl Session {
         }
     }
 
-    fn closed(&mut self, code: CloseCode, reason: &str, cache: &mut Option<Arc<Handlers>>) {
+    fn closed(&mut self, code: CloseCode, reason: &str, cache: &mut Option<Cached>) {
         self.handle.set_state(CLOSED);
         if self.phase != Phase::Open {
             self.phase = Phase::Done;

@@ -194,8 +194,21 @@ pub trait Transport: Unpin {
     /// Reads into `buf`'s spare capacity; `Ok(0)` is EOF.
     fn poll_read_buf(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>>;
 
+    /// One write.
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+
     /// One vectored write.
     fn poll_write_vectored(&mut self, cx: &mut Context<'_>, iov: &[IoSlice<'_>]) -> Poll<io::Result<usize>>;
+
+    /// What the drivers call: a plain write for one chunk (the usual reply;
+    /// Linux's `write` takes a single buffer in fewer steps than a
+    /// one-element `writev`), else one vectored write.
+    fn poll_write_chunks(&mut self, cx: &mut Context<'_>, iov: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        match iov {
+            [one] => self.poll_write(cx, one),
+            _ => self.poll_write_vectored(cx, iov),
+        }
+    }
 
     /// Flushes the stream.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
@@ -292,7 +305,7 @@ impl<T: Transport> WebSocket<T> {
 
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let io = &mut self.io;
-        crate::wire::poll_write_with(self.core.wire(), |iov| io.poll_write_vectored(cx, iov))
+        crate::wire::poll_write_with(self.core.wire(), |iov| io.poll_write_chunks(cx, iov))
     }
 
     /// One round of I/O: write, read, timers. Returns whether anything
@@ -322,6 +335,8 @@ impl<T: Transport> WebSocket<T> {
                     Err(e) => core.io_error(e),
                 }
                 core.step();
+            } else {
+                core.wire().read_blocked();
             }
         }
         if self.io.poll_timer(cx, core.wire().poll_timeout()) {

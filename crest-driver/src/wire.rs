@@ -1,6 +1,6 @@
 //! [`Wire`]: the I/O-facing half of a connection, shared by the callback
 //! [`Session`](crate::Session) and the adapters' `Stream + Sink` type: the
-//! read buffer, the output queue for vectored writes, read pausing, and the
+//! read buffer, vectored writes from the connection's queue, read pausing, and the
 //! lingering close.
 //!
 //! - **Reading.** [`read_buf`](Wire::read_buf) reserves a buffer only when
@@ -11,14 +11,13 @@
 //!   Reservations start
 //!   at [`READ_MIN`], double while reads fill them (up to [`READ_MAX`]) and
 //!   halve when reads use little of them.
-//! - **Writing.** Chunks from `Connection::poll_transmit_bytes_in` (small frames
-//!   coalesced, large payloads as their own `Bytes`) are written with one
-//!   vectored write; [`io_slices`](Wire::io_slices) lends them and
-//!   [`transmitted`](Wire::transmitted) consumes what was written. Small
-//!   output is copied into the pooled `small` block and split off it, and
-//!   the connection's coalescing buffer travels with the pooled buffer set
-//!   (lent while the connection is active, reclaimed when it goes quiet), so
-//!   a reply allocates nothing.
+//! - **Writing.** Straight from the connection's queue, which
+//!   `Connection::transmit_slices` lends as up to [`MAX_IOV`] slices (small
+//!   frames coalesced, large payloads in place) for one vectored write, and
+//!   `Connection::advance_transmit` drops once written: no copy, no `Bytes`,
+//!   no queue of our own. The connection's coalescing buffer travels with
+//!   the pooled buffer set (lent while the connection is active, reclaimed
+//!   when it goes quiet), so a reply allocates nothing.
 //! - **Back-pressure.** While more than [`READ_PAUSE`] bytes wait to be
 //!   written, [`wants_read`](Wire::wants_read) is false: a peer that sends
 //!   without reading our replies is slowed down by TCP instead of growing
@@ -29,12 +28,11 @@
 //!   unread input would reset it and could destroy our last frames in flight.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use crest_proto::Connection;
 
 /// The first read of a burst reserves this much: enough for any opening
@@ -81,14 +79,8 @@ enum Io {
 #[derive(Debug, Default)]
 struct Buffers {
     rbuf: BytesMut,
-    /// Where small coalesced output is copied to (see
-    /// `Connection::poll_transmit_bytes_in`); its block is reused once the
-    /// chunks split off it were written and dropped.
-    small: BytesMut,
     /// The connection's coalescing buffer, while the buffer set is pooled.
     tail: Vec<u8>,
-    out: VecDeque<Bytes>,
-    out_len: usize,
     /// When to give back a read buffer kept between bursts.
     release_at: Option<Instant>,
 }
@@ -106,7 +98,7 @@ impl Buffers {
     /// handles its connections one at a time, so a few pooled sets serve a
     /// message on every connection without allocating: a released set keeps
     /// its small read buffer (the rest of the block its last read landed in)
-    /// and its output queue's capacity.
+    /// and the coalescing buffer it took back.
     fn take() -> Box<Self> {
         POOLED.try_with(|p| p.borrow_mut().pop()).ok().flatten().unwrap_or_default()
     }
@@ -130,14 +122,8 @@ impl Buffers {
         if self.rbuf.capacity() > POOL_READ {
             self.rbuf = BytesMut::new();
         }
-        if self.small.capacity() > POOL_WRITE {
-            self.small = BytesMut::new();
-        }
         if self.tail.capacity() > POOL_WRITE {
             self.tail = Vec::new();
-        }
-        if self.out.capacity() > MAX_IOV {
-            self.out = VecDeque::new();
         }
         let _ = POOLED.try_with(|p| {
             let mut p = p.borrow_mut();
@@ -189,16 +175,29 @@ impl Wire {
     }
 
     /// Gives the buffers back (to the thread's pool) once nothing is in
-    /// them, they are not kept for bulk reads ([`READ_KEEP`]), and the
+    /// them or queued in the connection, they are not kept for bulk reads
+    /// ([`READ_KEEP`]), and the
     /// connection holds no partial frame (the read buffer's spare capacity
     /// is where the rest of that frame lands, next to its start, with no
     /// copy).
     fn release(&mut self) {
-        let idle = |b: &Buffers| b.rbuf.is_empty() && b.out.is_empty() && b.release_at.is_none();
+        let idle = |b: &Buffers| b.rbuf.is_empty() && b.release_at.is_none();
         let bulk = self.read_size as usize > READ_MIN;
-        if !bulk && self.bufs.as_deref().is_some_and(idle) && self.conn.buffered_len() == 0 {
+        // Output the connection queued (a reply a callback just sent) is
+        // written next with these buffers: keep them until then.
+        let quiet = self.conn.buffered_len() == 0 && self.conn.pending_transmit() == 0;
+        if !bulk && quiet && self.bufs.as_deref().is_none_or(idle) {
+            let tail = self.conn.reclaim_transmit_buffer();
             if let Some(mut b) = self.bufs.take() {
-                if let Some(tail) = self.conn.reclaim_transmit_buffer() {
+                if let Some(tail) = tail {
+                    b.tail = tail;
+                }
+                b.give_back();
+            } else if let Some(tail) = tail {
+                // Output queued while no buffers were out (a broadcast to a
+                // quiet connection): its coalescing buffer joins the pool.
+                let mut b = Buffers::take();
+                if b.tail.capacity() == 0 {
                     b.tail = tail;
                 }
                 b.give_back();
@@ -246,6 +245,18 @@ impl Wire {
     /// [`read_blocked`](Self::read_blocked) too, so an idle connection gives
     /// its read buffer back without a read that finds nothing.
     pub fn received(&mut self, now: Instant) {
+        if self.feed(now) {
+            self.read_blocked();
+        }
+    }
+
+    /// [`received`](Self::received) without its
+    /// [`read_blocked`](Self::read_blocked): returns whether the read drained
+    /// the socket, and the caller calls `read_blocked` itself once it has
+    /// handled the events, so that a reply they queued is written with the
+    /// buffers at hand instead of the set going back to the pool and out
+    /// again for the write.
+    pub fn feed(&mut self, now: Instant) -> bool {
         let size = self.read_size as usize;
         // Only a read that starts a frame says how large reads now are: the
         // last piece of a large frame is often small.
@@ -265,9 +276,7 @@ impl Wire {
             self.clock = now;
             self.conn.receive_bytes(now, data);
         }
-        if !filled {
-            self.read_blocked();
-        }
+        !filled
     }
 
     /// The socket had nothing to read. Give the read buffer back, so an
@@ -309,12 +318,7 @@ impl Wire {
 
     /// Bytes accepted by the connection and not yet written.
     pub fn unsent(&self) -> usize {
-        self.bufs.as_ref().map_or(0, |b| b.out_len) + self.conn.pending_transmit()
-    }
-
-    /// The first output chunk (for transports without vectored writes).
-    pub fn first_chunk(&self) -> &[u8] {
-        self.bufs.as_ref().and_then(|b| b.out.front()).map_or(&[], |c| c)
+        self.conn.pending_transmit()
     }
 
     // ----- closing -----
@@ -391,7 +395,7 @@ impl Wire {
     /// Moves to lingering (or done) once the connection is finished and
     /// every byte was written. Call after every input and command.
     pub fn update(&mut self) {
-        let flushed = self.bufs.as_ref().is_none_or(|b| b.out.is_empty());
+        let flushed = self.conn.pending_transmit() == 0;
         if self.io == Io::Active && flushed && self.conn.is_finished() {
             if self.eof || !self.linger {
                 self.io = Io::Done;
@@ -480,48 +484,21 @@ pub fn poll_write_with(
 
 impl Transmit for Wire {
     fn wants_write(&mut self) -> bool {
-        if self.io == Io::Done {
-            return false;
-        }
-        if self.conn.pending_transmit() > 0 {
-            let conn = &mut self.conn;
-            let b = self.bufs.get_or_insert_with(|| Buffers::take_for(conn));
-            while let Some(chunk) = conn.poll_transmit_bytes_in(&mut b.small) {
-                if !chunk.is_empty() {
-                    b.out_len += chunk.len();
-                    b.out.push_back(chunk);
-                }
-            }
-        }
-        self.bufs.as_ref().is_some_and(|b| !b.out.is_empty())
+        self.io != Io::Done && self.conn.pending_transmit() > 0
     }
 
     fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        let Some(b) = &self.bufs else { return 0 };
-        let mut n = 0;
-        for (slot, chunk) in dst.iter_mut().zip(&b.out) {
-            *slot = IoSlice::new(chunk);
-            n += 1;
-        }
-        n
+        self.conn.transmit_slices(dst)
     }
 
-    fn transmitted(&mut self, mut n: usize) {
-        if let Some(b) = &mut self.bufs {
-            b.out_len -= n.min(b.out_len);
-            while n > 0 {
-                let Some(front) = b.out.front_mut() else {
-                    break;
-                };
-                if n < front.len() {
-                    front.advance(n);
-                    break;
-                }
-                n -= front.len();
-                b.out.pop_front();
-            }
+    fn transmitted(&mut self, n: usize) {
+        self.conn.advance_transmit(n);
+        // A read follows every write of both drivers' rounds while reading
+        // (it gives the buffers back if it finds nothing): not releasing here
+        // saves taking them out of the pool again for that read.
+        if !self.wants_read() {
+            self.release();
         }
-        self.release();
         self.update();
     }
 }

@@ -3,6 +3,7 @@
 //! states in `state`; this file wires them to the four kinds of methods.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -517,6 +518,7 @@ impl Connection {
             match self.recv.next_short(&ctx) {
                 Some(Ok(event)) => return Some(event),
                 Some(Err(stop)) => return self.stop(stop),
+                None if self.recv.release_if_drained() => return None,
                 None => {}
             }
         }
@@ -571,6 +573,42 @@ impl Connection {
     #[must_use]
     pub fn poll_transmit_bytes_in(&mut self, buf: &mut BytesMut) -> Option<Bytes> {
         self.tx.pop_into(buf)
+    }
+
+    /// Lends the queued output, in order, as up to `dst.len()` slices for
+    /// one vectored write, without taking it; returns how many were filled.
+    /// Then call [`advance_transmit`](Self::advance_transmit) with the number
+    /// of bytes written. The cheapest way to drain the queue: nothing is
+    /// copied, allocated or reference-counted, and large payloads are lent
+    /// in place. As with
+    /// [`poll_transmit_bytes_in`](Self::poll_transmit_bytes_in), the
+    /// coalescing buffer keeps its capacity for the next frames (take it back
+    /// with [`reclaim_transmit_buffer`](Self::reclaim_transmit_buffer) when
+    /// the connection goes quiet).
+    ///
+    /// ```
+    /// use std::io::IoSlice;
+    /// use std::time::Instant;
+    /// use crest_proto::{Connection, Message, Role};
+    ///
+    /// let mut conn = Connection::open(Role::Server, crest_proto::Config::default(), Instant::now());
+    /// conn.send(Message::text("hi"))?;
+    /// let mut iov = [IoSlice::new(&[]); 8];
+    /// let n = conn.transmit_slices(&mut iov);
+    /// let written: usize = iov[..n].iter().map(|s| s.len()).sum(); // a socket's writev would go here
+    /// assert_eq!(&*iov[0], &[0x81, 2, b'h', b'i'][..]);
+    /// conn.advance_transmit(written);
+    /// assert_eq!(conn.pending_transmit(), 0);
+    /// # Ok::<(), crest_proto::SendError>(())
+    /// ```
+    pub fn transmit_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        self.tx.slices(dst)
+    }
+
+    /// Drops the first `n` bytes of the queued output, after they were
+    /// written from [`transmit_slices`](Self::transmit_slices).
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.tx.advance(n.min(self.tx.len()));
     }
 
     /// Gives the connection `buf`'s capacity to encode small frames into

@@ -76,6 +76,20 @@ impl Receiver {
         }
     }
 
+    /// When every received byte was decoded and no frame is in progress,
+    /// drops the buffer (as `next` would, after a failed decode and a
+    /// compaction) and returns `true`: the common end of a batch, settled
+    /// without the general path.
+    #[inline(always)]
+    pub(crate) fn release_if_drained(&mut self) -> bool {
+        if self.pos == self.buf.len() && self.frame.is_none() {
+            self.buf = BytesMut::new();
+            self.pos = 0;
+            return true;
+        }
+        false
+    }
+
     /// Received bytes held: unprocessed input plus the fragmented message
     /// being reassembled.
     pub(crate) fn held(&self) -> usize {

@@ -14,14 +14,20 @@
 //! takes that capacity back with `reclaim_transmit_buffer` when it goes quiet
 //! and lends it (to this or another connection) with `lend_transmit_buffer`.
 //!
+//! A caller can also write straight from the queue: `transmit_slices` lends
+//! it as `IoSlice`s for one vectored write and `advance_transmit` drops what
+//! was written, so a reply is neither copied nor reference-counted; the tail
+//! keeps its capacity as with `poll_transmit_bytes_in`.
+//!
 //! The tail is a `Vec<u8>` rather than a `BytesMut`: `Vec`'s appends are
 //! generic, so they inline into the encoder and a short frame's fixed-size
 //! copy compiles to register moves; sealing it into `Bytes` takes the
 //! allocation over without copying.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// How much to reserve when the tail buffer is full: large enough to batch
 /// many small frames, small enough not to matter per connection.
@@ -143,6 +149,39 @@ impl TxQueue {
         Some(small.split().freeze())
     }
 
+    /// Lends the queue, in order, as up to `dst.len()` slices; returns how
+    /// many were filled.
+    pub(crate) fn slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let tail = (!self.tail.is_empty()).then_some(self.tail.as_slice());
+        let mut n = 0;
+        for (slot, chunk) in dst.iter_mut().zip(self.chunks.iter().map(|c| &c[..]).chain(tail)) {
+            *slot = IoSlice::new(chunk);
+            n += 1;
+        }
+        n
+    }
+
+    /// Drops the first `n` bytes (written from [`slices`](Self::slices)).
+    /// The tail keeps its capacity, as with [`pop_into`](Self::pop_into).
+    pub(crate) fn advance(&mut self, mut n: usize) {
+        while let Some(front) = self.chunks.front_mut() {
+            if n < front.len() {
+                front.advance(n);
+                self.chunks_len -= n;
+                return;
+            }
+            n -= front.len();
+            self.chunks_len -= front.len();
+            self.chunks.pop_front();
+        }
+        if n >= self.tail.len() {
+            self.tail.clear();
+        } else {
+            // A partial write (the socket is full): rare, and small.
+            self.tail.drain(..n);
+        }
+    }
+
     /// Uses `buf`'s capacity for the coalescing buffer, unless the queue
     /// already has one: then `buf` is given back.
     pub(crate) fn lend(&mut self, mut buf: Vec<u8>) -> Option<Vec<u8>> {
@@ -255,6 +294,37 @@ mod tests {
         let out = q.pop_into(&mut small).unwrap();
         assert_eq!((out.as_ptr(), out.len()), (big_ptr, big.len()));
         assert_eq!(q.tail.capacity(), 0);
+    }
+
+    #[test]
+    fn slices_lend_the_queue_in_order_and_advance_drops_what_was_written() {
+        /// What `slices` lends into `room` slots, copied out.
+        fn lent(q: &TxQueue, room: usize) -> Vec<Vec<u8>> {
+            let mut iov = vec![IoSlice::new(&[]); room];
+            let n = q.slices(&mut iov);
+            iov[..n].iter().map(|s| s.to_vec()).collect()
+        }
+        let mut q = TxQueue::default();
+        assert!(lent(&q, 4).is_empty());
+        q.tail(2).extend_from_slice(b"ab");
+        q.push_chunk(Bytes::from_static(b"LARGE"));
+        q.tail(2).extend_from_slice(b"cd");
+        assert_eq!(lent(&q, 4), [&b"ab"[..], b"LARGE", b"cd"]);
+        assert_eq!(lent(&q, 1), [b"ab"], "as many as fit");
+        // Partial writes: inside a chunk, across chunks, inside the tail.
+        q.advance(1);
+        assert_eq!((lent(&q, 4), q.len()), (vec![b"b".to_vec(), b"LARGE".to_vec(), b"cd".to_vec()], 8));
+        q.advance(4);
+        assert_eq!(lent(&q, 4), [&b"GE"[..], b"cd"]);
+        q.advance(3);
+        assert_eq!((lent(&q, 4), q.len()), (vec![b"d".to_vec()], 1));
+        let tail_ptr = q.tail.as_ptr();
+        q.advance(1);
+        assert!(q.is_empty() && lent(&q, 4).is_empty());
+        q.tail(1).extend_from_slice(b"e");
+        assert_eq!(q.tail.as_ptr(), tail_ptr, "the tail keeps its buffer");
+        q.advance(1);
+        assert!(q.is_empty());
     }
 
     #[test]

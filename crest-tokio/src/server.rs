@@ -99,7 +99,7 @@ impl App {
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    crest_driver::timer::sleep_until(Instant::now() + Duration::from_millis(50)).await;
                 }
             }
         }

@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use crest_driver::Transport;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::driver::Timer;
+use crest_driver::timer::Deadline;
 
 /// A WebSocket connection as a `Stream<Item = Result<Message>>` and a
 /// `Sink<Message>`.
@@ -42,19 +42,20 @@ use crate::driver::Timer;
 /// ```
 pub type WebSocket<S> = crest_driver::WebSocket<Socket<S>>;
 
-/// A tokio `AsyncRead + AsyncWrite` and a tokio timer: the [`Transport`]
+/// A tokio `AsyncRead + AsyncWrite` and a deadline (crest-driver's timer
+/// thread, so the runtime needs no time driver): the [`Transport`]
 /// of [`WebSocket<S>`].
 #[derive(Debug)]
 pub struct Socket<S> {
     io: S,
-    timer: Timer,
+    timer: Deadline,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Socket<S> {
     type Io = S;
 
     fn new(io: S) -> Self {
-        Self { io, timer: Timer::default() }
+        Self { io, timer: Deadline::default() }
     }
 
     fn get_ref(&self) -> &S {
@@ -63,6 +64,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Socket<S> {
 
     fn poll_read_buf(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buf)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(&mut self, cx: &mut Context<'_>, iov: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
