@@ -417,6 +417,7 @@ impl Conn {
 
     /// Session: whether commands may be waiting (if not, the inbox need not
     /// be locked).
+    #[inline]
     pub(crate) fn has_commands(&self) -> bool {
         self.0.queued.load(Ordering::Acquire)
     }

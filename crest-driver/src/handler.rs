@@ -40,49 +40,51 @@ pub(crate) struct Handlers {
 }
 
 /// The shared, replaceable set of callbacks.
-/// A server's or client's callbacks: replaced as a whole when one is set,
-/// with a version so that sessions can keep the set they took (see
-/// [`Cached`]) and check it with one atomic load per batch of events.
+/// A server's or client's callbacks: replaced as a whole when one is set.
+/// Every replacement (of any cell) bumps one process-wide version, so that
+/// sessions can keep the set they took (see [`Cached`]) and check it with
+/// one atomic load per batch of events.
 #[derive(Default)]
-pub(crate) struct HandlerCell {
-    handlers: RwLock<Arc<Handlers>>,
-    version: AtomicU64,
-}
+pub(crate) struct HandlerCell(RwLock<Arc<Handlers>>);
 
-/// A session's copy of a [`HandlerCell`]'s callbacks: the cell's address and
-/// version when taken.
+/// Bumped by every [`HandlerCell::update`].
+static VERSION: AtomicU64 = AtomicU64::new(0);
+
+/// A session's copy of a [`HandlerCell`]'s callbacks and the version when
+/// taken. A session that moves to another cell (a server connection once
+/// routed) must drop its copy.
 pub(crate) struct Cached {
-    key: (usize, u64),
+    version: u64,
     handlers: Arc<Handlers>,
 }
 
 impl HandlerCell {
     pub(crate) fn get(&self) -> Arc<Handlers> {
-        self.handlers.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// The current callbacks, through `cache` (refreshed when it is of
-    /// another cell or an older version).
+    /// The current callbacks, through `cache` (refreshed when any cell
+    /// changed since it was taken).
     pub(crate) fn cached<'a>(&self, cache: &'a mut Option<Cached>) -> &'a Handlers {
-        let key = (self as *const Self as usize, self.version.load(Ordering::Acquire));
-        if cache.as_ref().is_some_and(|c| c.key != key) {
+        let version = VERSION.load(Ordering::Acquire);
+        if cache.as_ref().is_some_and(|c| c.version != version) {
             *cache = None;
         }
-        &cache.get_or_insert_with(|| Cached { key, handlers: self.get() }).handlers
+        &cache.get_or_insert_with(|| Cached { version, handlers: self.get() }).handlers
     }
 
     pub(crate) fn update(&self, f: impl FnOnce(&mut Handlers)) {
-        let mut guard = self.handlers.write().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.0.write().unwrap_or_else(PoisonError::into_inner);
         let mut next = Handlers::clone(&guard);
         f(&mut next);
         *guard = Arc::new(next);
-        self.version.fetch_add(1, Ordering::Release);
+        VERSION.fetch_add(1, Ordering::Release);
     }
 }
 
 impl fmt::Debug for Cached {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cached").field("version", &self.key.1).finish_non_exhaustive()
+        f.debug_struct("Cached").field("version", &self.version).finish_non_exhaustive()
     }
 }
 

@@ -257,7 +257,16 @@ impl Session {
     /// [`poll_timeout`](Self::poll_timeout) `fired`, then
     /// [`handle_commands`](Self::handle_commands). Returns whether either
     /// did anything.
+    #[inline]
     pub fn handle_wakeups(&mut self, fired: bool, now: impl Fn() -> Instant) -> bool {
+        if !fired && !self.handle.has_commands() {
+            return false; // the usual round: nothing to do, nothing to lock
+        }
+        self.handle_wakeups_now(fired, now)
+    }
+
+    #[inline(never)]
+    fn handle_wakeups_now(&mut self, fired: bool, now: impl Fn() -> Instant) -> bool {
         if fired {
             self.handle_timeout(now());
         }
@@ -295,6 +304,7 @@ impl Session {
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout), if ever.
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.wire.poll_timeout()
     }
@@ -334,7 +344,10 @@ impl Session {
     /// Calls the callback an event calls for, if any.
     fn dispatch(&mut self, event: Event, handlers: &mut Option<Cached>) {
         match event {
-            Event::Request(request) => self.decide(request),
+            Event::Request(request) => {
+                self.decide(request);
+                *handlers = None; // the routed server's set from now on
+            }
             Event::Open => self.opened(handlers),
             Event::Text(text) if self.phase == Phase::Open => {
                 if let Some(f) = &self.handlers(handlers).on_message {

@@ -336,6 +336,7 @@ impl Wire {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called.
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.io {
             Io::Active => {

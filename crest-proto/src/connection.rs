@@ -632,8 +632,9 @@ impl Connection {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if
     /// any timer is armed. Ask again after every input and command.
     #[must_use]
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.timers.earliest(), self.idle_deadline()].into_iter().flatten().min()
+        crate::timer::earlier(self.timers.earliest(), self.idle_deadline())
     }
 
     // ----- internals -----
@@ -642,7 +643,9 @@ impl Connection {
         self.state != State::Closed && self.ending.is_none()
     }
 
+    #[inline]
     fn idle_deadline(&self) -> Option<Instant> {
+        self.config.idle_timeout?;
         if self.ending.is_some() {
             return None;
         }
