@@ -52,6 +52,10 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// of allocating (and the allocator trimming) one per burst, and a
 /// connection that went quiet still gives it back.
 pub const READ_KEEP: Duration = Duration::from_secs(1);
+/// After a frame was read into the connection's own buffer, the next read
+/// that starts a frame takes at most this much: if that frame is large too,
+/// only this much of it is copied when it moves into a buffer of its own.
+pub const READ_PEEK: usize = READ_MIN;
 /// Most buffer sets a thread keeps for reuse (see [`Buffers::take`]).
 const POOL: usize = 8;
 /// Largest read buffer a pooled buffer set keeps.
@@ -81,6 +85,9 @@ enum Io {
 #[derive(Debug, Default)]
 struct Buffers {
     rbuf: BytesMut,
+    /// The rest of `rbuf`'s block while a read is limited to [`READ_PEEK`]
+    /// bytes (split off, and joined back after the read, without copying).
+    rest: Option<BytesMut>,
     /// Where small coalesced output is copied to (see
     /// `Connection::poll_transmit_bytes_in`); its block is reused once the
     /// chunks split off it were written and dropped.
@@ -148,6 +155,21 @@ impl Buffers {
     }
 }
 
+impl Buffers {
+    /// Joins the rest of the read block split off for a limited read back to
+    /// the read buffer (right after it: no copy).
+    fn rejoin(&mut self) {
+        if let Some(rest) = self.rest.take() {
+            self.rbuf.unsplit(rest);
+        }
+    }
+}
+
+/// Spare capacity: how much a read into `buf` may bring.
+fn spare(buf: &BytesMut) -> usize {
+    buf.capacity() - buf.len()
+}
+
 /// A `crest_proto::Connection` plus the buffers between it and a socket.
 #[derive(Debug)]
 pub struct Wire {
@@ -158,6 +180,13 @@ pub struct Wire {
     linger: bool,
     /// Bytes to reserve for the next read (kept while the buffers are not).
     read_size: u32,
+    /// The last read continued a frame in the connection's own buffer
+    /// (`Connection::input_buffer`): the next read that starts a frame is
+    /// limited to [`READ_PEEK`].
+    after_large: bool,
+    /// While reading into the connection's own buffer: its length before the
+    /// read (never 0 then: it holds at least the frame's header); else 0.
+    lent: usize,
     /// The latest time an input carried; the linger deadline once lingering.
     clock: Instant,
 }
@@ -165,7 +194,17 @@ pub struct Wire {
 impl Wire {
     /// Wraps a connection.
     pub fn new(conn: Connection, now: Instant) -> Self {
-        Self { conn, bufs: None, io: Io::Active, eof: false, linger: true, read_size: READ_MIN as u32, clock: now }
+        Self {
+            conn,
+            bufs: None,
+            io: Io::Active,
+            eof: false,
+            linger: true,
+            read_size: READ_MIN as u32,
+            after_large: false,
+            lent: 0,
+            clock: now,
+        }
     }
 
     /// The protocol state machine.
@@ -194,6 +233,9 @@ impl Wire {
     /// is where the rest of that frame lands, next to its start, with no
     /// copy).
     fn release(&mut self) {
+        if let Some(b) = &mut self.bufs {
+            b.rejoin();
+        }
         let idle = |b: &Buffers| b.rbuf.is_empty() && b.out.is_empty() && b.release_at.is_none();
         let bulk = self.read_size as usize > READ_MIN;
         if !bulk && self.bufs.as_deref().is_some_and(idle) && self.conn.buffered_len() == 0 {
@@ -221,19 +263,50 @@ impl Wire {
     /// readable; then [`received`](Self::received) (bytes appended) or
     /// [`read_blocked`](Self::read_blocked) (nothing to read).
     ///
-    /// A frame whose pieces land in two blocks is copied into one by
-    /// crest-proto, so during bulk reads a read that may start a frame (none
-    /// is held) gets at least a quarter of the reservation: the rest of the
-    /// block if that is still as large, else the block again from its start
-    /// (once nothing else refers to it) or a new one. A read that continues a
-    /// frame uses what is left right after it.
+    /// A frame is handed out as one slice of one buffer, so its pieces must
+    /// land next to each other:
+    ///
+    /// - When the connection holds the start of a frame whose rest does not
+    ///   fit in what is left of the read block, the rest is read straight
+    ///   into the connection's own buffer (`Connection::input_buffer`), which
+    ///   then has room for exactly the whole frame (the held start is copied
+    ///   once, if at all) and no more: the read after the frame's last byte
+    ///   starts the next frame. The read after such a frame takes at most
+    ///   [`READ_PEEK`] bytes, so that a next large frame copies only that.
+    /// - A read that continues a frame that fits uses what is left right
+    ///   after its start in the block.
+    /// - During bulk reads a read that may start a frame (none is held) gets
+    ///   at least a quarter of the reservation: the rest of the block if that
+    ///   is still as large, else the block again from its start (once nothing
+    ///   else refers to it) or a new one.
     pub fn read_buf(&mut self) -> &mut BytesMut {
+        self.lent = 0;
+        if let Some(b) = &mut self.bufs {
+            b.rejoin();
+        }
+        let remaining = self.conn.frame_remaining();
+        if remaining > 0 {
+            let own = spare(self.conn.input_buffer(0));
+            let block = self.bufs.as_ref().map_or(0, |b| spare(&b.rbuf));
+            if own > 0 || remaining > block {
+                self.after_large = true;
+                let buf = self.conn.input_buffer(remaining);
+                self.lent = buf.len();
+                return buf;
+            }
+            return &mut self.bufs().rbuf;
+        }
         let size = self.read_size as usize;
-        let frame_start = size > READ_MIN && self.conn.buffered_len() == 0;
-        let want = if frame_start { size / 4 } else { READ_MIN / 4 };
+        let frame_start = self.conn.buffered_len() == 0;
+        let want = if frame_start && size > READ_MIN { size / 4 } else { READ_MIN / 4 };
+        let peek = std::mem::take(&mut self.after_large) && frame_start;
         let b = self.bufs();
-        if b.rbuf.capacity() - b.rbuf.len() < want {
+        if spare(&b.rbuf) < want {
             b.rbuf.reserve(size);
+        }
+        if peek && spare(&b.rbuf) > READ_PEEK {
+            let at = b.rbuf.len() + READ_PEEK;
+            b.rest = Some(b.rbuf.split_off(at));
         }
         &mut b.rbuf
     }
@@ -246,23 +319,42 @@ impl Wire {
     /// [`read_blocked`](Self::read_blocked) too, so an idle connection gives
     /// its read buffer back without a read that finds nothing.
     pub fn received(&mut self, now: Instant) {
+        let active = self.io == Io::Active;
+        if active {
+            self.clock = now;
+        }
+        let lent = std::mem::take(&mut self.lent);
+        if lent > 0 {
+            // Read into the connection's buffer: it was sized to end with the
+            // frame, so a full one says nothing about the read size.
+            let buf = self.conn.input_buffer(0);
+            let filled = buf.capacity() == buf.len();
+            let n = buf.len().saturating_sub(lent);
+            // A connection that lingers takes no input: it drops the bytes.
+            self.conn.receive_appended(now, n);
+            if !filled {
+                self.read_blocked();
+            }
+            return;
+        }
         let size = self.read_size as usize;
         // Only a read that starts a frame says how large reads now are: the
         // last piece of a large frame is often small.
         let continuing = self.conn.buffered_len() > 0;
         let b = self.bufs();
-        let small = !continuing && b.rbuf.len() < size / 8;
+        let peeked = b.rest.is_some();
+        let small = !continuing && !peeked && b.rbuf.len() < size / 8;
         let filled = b.rbuf.capacity() == b.rbuf.len();
         let data = b.rbuf.split();
+        b.rejoin();
         b.release_at = None;
-        if filled {
+        if filled && !peeked {
             // The read filled the buffer: more is coming.
             self.read_size = (size * 2).min(READ_MAX) as u32;
         } else if small {
             self.read_size = (size / 2).max(READ_MIN) as u32;
         }
-        if self.io == Io::Active {
-            self.clock = now;
+        if active {
             self.conn.receive_bytes(now, data);
         }
         if !filled {
@@ -275,10 +367,12 @@ impl Wire {
     /// part of a frame (its rest lands right after it in the same block, so
     /// crest-proto need not copy it), and for [`READ_KEEP`] after bulk reads.
     pub fn read_blocked(&mut self) {
+        self.lent = 0;
         let partial = self.conn.buffered_len() > 0;
         let bulk = self.read_size as usize > READ_MIN;
         let keep_until = self.clock + READ_KEEP;
         if let Some(b) = &mut self.bufs {
+            b.rejoin();
             if partial {
                 b.release_at = None;
             } else if bulk && b.rbuf.is_empty() {
@@ -523,5 +617,121 @@ impl Transmit for Wire {
         }
         self.release();
         self.update();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crest_proto::{Config, Event, Message, Role};
+
+    /// A server `Wire` read from an in-memory socket that returns at most
+    /// `max_read` bytes per read (and fills the lent buffer's spare capacity
+    /// like `recv` does), recording every buffer lent for a read.
+    struct Reader {
+        wire: Wire,
+        now: Instant,
+        /// (address, capacity) of every buffer lent for a read.
+        lent: Vec<(usize, usize)>,
+        /// Bytes each read brought, in order.
+        reads: Vec<usize>,
+    }
+
+    impl Reader {
+        fn new() -> Self {
+            let now = Instant::now();
+            let wire = Wire::new(Connection::open(Role::Server, Config::default(), now), now);
+            let mut r = Self { wire, now, lent: Vec::new(), reads: Vec::new() };
+            assert_eq!(r.wire.conn_mut().poll_event(), Some(Event::Open));
+            r
+        }
+
+        /// Reads all of `input` and returns the events.
+        fn read_all(&mut self, mut input: &[u8], max_read: usize) -> Vec<Event> {
+            let mut events = Vec::new();
+            while !input.is_empty() {
+                let buf = self.wire.read_buf();
+                self.lent.push((buf.as_ptr() as usize, buf.capacity()));
+                let n = spare(buf).min(max_read).min(input.len());
+                assert!(n > 0, "a read buffer with room");
+                buf.extend_from_slice(&input[..n]);
+                input = &input[n..];
+                self.reads.push(n);
+                self.wire.received(self.now);
+                events.extend(std::iter::from_fn(|| self.wire.conn_mut().poll_event()));
+            }
+            self.wire.read_blocked();
+            events
+        }
+
+        /// Whether `payload` lies in one buffer that was lent for a read:
+        /// it was not copied after it arrived.
+        fn read_in_place(&self, payload: &[u8]) -> bool {
+            let (p, n) = (payload.as_ptr() as usize, payload.len());
+            self.lent.iter().any(|&(at, cap)| at <= p && p + n <= at + cap)
+        }
+    }
+
+    /// Client frames (masked) carrying `messages`.
+    fn client_wire(messages: &[Vec<u8>]) -> Vec<u8> {
+        let now = Instant::now();
+        let mut client = Connection::open(Role::Client, Config::default(), now);
+        let _ = client.poll_event();
+        let mut out = Vec::new();
+        for m in messages {
+            client.send(Message::binary(m.clone())).unwrap();
+            client.poll_transmit(&mut out);
+        }
+        out
+    }
+
+    fn payloads(sizes: &[usize]) -> Vec<Vec<u8>> {
+        sizes.iter().enumerate().map(|(i, &n)| (0..n).map(|j| (i * 7 + j % 251) as u8).collect()).collect()
+    }
+
+    #[test]
+    fn large_frames_are_read_into_one_buffer_each_and_never_copied() {
+        let sizes = [1 << 20, 300_000, 5, 1 << 20, 70_000, 1 << 20];
+        let messages = payloads(&sizes);
+        let wire = client_wire(&messages);
+        for max_read in [usize::MAX, 200_000, 65_536, 10_007] {
+            let mut r = Reader::new();
+            let events = r.read_all(&wire, max_read);
+            assert_eq!(events.len(), messages.len(), "max_read {max_read}");
+            for (event, m) in events.iter().zip(&messages) {
+                let Event::Binary(b) = event else { panic!("{event:?}") };
+                assert_eq!(&b[..], &m[..], "max_read {max_read}");
+                if m.len() > READ_MAX {
+                    assert!(r.read_in_place(b), "max_read {max_read}: a {} byte payload was copied", m.len());
+                }
+            }
+            // After a large frame read in place, the next read starts the
+            // next frame and takes at most READ_PEEK bytes.
+            assert!(r.reads.iter().filter(|&&n| n <= READ_PEEK).count() >= 3, "{:?}", r.reads);
+            drop(events);
+            // Nothing held: the buffers go back once the bulk keep expires.
+            assert_eq!(r.wire.conn().buffered_len(), 0);
+            let later = r.now + READ_KEEP;
+            r.wire.handle_timeout(later);
+            assert!(r.wire.bufs.is_none(), "max_read {max_read}: an idle connection holds no buffer");
+        }
+    }
+
+    #[test]
+    fn a_partial_large_frame_is_held_in_a_buffer_of_its_size() {
+        let messages = payloads(&[1 << 20]);
+        let wire = client_wire(&messages);
+        let mut r = Reader::new();
+        // A first read of 5000 bytes, then the socket is drained.
+        assert_eq!(r.read_all(&wire[..5000], usize::MAX), vec![]);
+        assert_eq!(r.wire.conn().frame_remaining(), wire.len() - 5000);
+        // The next read goes to a buffer with room for exactly the rest.
+        let buf = r.wire.read_buf();
+        assert_eq!(spare(buf), wire.len() - 5000);
+        r.wire.read_blocked();
+        let events = r.read_all(&wire[5000..], 100_000);
+        let [Event::Binary(b)] = &events[..] else { panic!("{events:?}") };
+        assert_eq!(&b[..], &messages[0][..]);
+        assert!(r.read_in_place(b));
     }
 }
