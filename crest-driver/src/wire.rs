@@ -10,7 +10,11 @@
 //!   per-thread pool, so a busy thread does not allocate one per message).
 //!   Reservations start
 //!   at [`READ_MIN`], double while reads fill them (up to [`READ_MAX`]) and
-//!   halve when reads use little of them.
+//!   halve when reads use little of them. A frame larger than what is left
+//!   of the block is not assembled from blocks (that would copy it): once
+//!   its header is known, its rest is read straight into the connection's
+//!   own buffer (`Connection::input_buffer`), sized to end with the frame,
+//!   and handed out from there.
 //! - **Writing.** Chunks from `Connection::poll_transmit_bytes_in` (small frames
 //!   coalesced, large payloads as their own `Bytes`) are written with one
 //!   vectored write; [`io_slices`](Wire::io_slices) lends them and
@@ -137,6 +141,9 @@ impl Buffers {
         if self.rbuf.capacity() > POOL_READ {
             self.rbuf = BytesMut::new();
         }
+        // The rest of a block split off for a limited read (when a stream
+        // was not polled again after `Pending`) is not kept either.
+        self.rest = None;
         if self.small.capacity() > POOL_WRITE {
             self.small = BytesMut::new();
         }
@@ -170,6 +177,18 @@ fn spare(buf: &BytesMut) -> usize {
     buf.capacity() - buf.len()
 }
 
+/// Where [`Wire::read_buf`] lent a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadInto {
+    /// The read block, `Buffers::rbuf`.
+    Block,
+    /// The read block limited to [`READ_PEEK`] bytes (the rest split off
+    /// into `Buffers::rest`).
+    Peek,
+    /// The connection's own buffer, which held this many bytes before.
+    Conn(usize),
+}
+
 /// A `crest_proto::Connection` plus the buffers between it and a socket.
 #[derive(Debug)]
 pub struct Wire {
@@ -184,9 +203,8 @@ pub struct Wire {
     /// (`Connection::input_buffer`): the next read that starts a frame is
     /// limited to [`READ_PEEK`].
     after_large: bool,
-    /// While reading into the connection's own buffer: its length before the
-    /// read (never 0 then: it holds at least the frame's header); else 0.
-    lent: usize,
+    /// Where the buffer [`read_buf`](Self::read_buf) lent is.
+    read: ReadInto,
     /// The latest time an input carried; the linger deadline once lingering.
     clock: Instant,
 }
@@ -202,7 +220,7 @@ impl Wire {
             linger: true,
             read_size: READ_MIN as u32,
             after_large: false,
-            lent: 0,
+            read: ReadInto::Block,
             clock: now,
         }
     }
@@ -233,9 +251,6 @@ impl Wire {
     /// is where the rest of that frame lands, next to its start, with no
     /// copy).
     fn release(&mut self) {
-        if let Some(b) = &mut self.bufs {
-            b.rejoin();
-        }
         let idle = |b: &Buffers| b.rbuf.is_empty() && b.out.is_empty() && b.release_at.is_none();
         let bulk = self.read_size as usize > READ_MIN;
         if !bulk && self.bufs.as_deref().is_some_and(idle) && self.conn.buffered_len() == 0 {
@@ -279,36 +294,74 @@ impl Wire {
     ///   at least a quarter of the reservation: the rest of the block if that
     ///   is still as large, else the block again from its start (once nothing
     ///   else refers to it) or a new one.
+    #[inline]
     pub fn read_buf(&mut self) -> &mut BytesMut {
-        self.lent = 0;
-        if let Some(b) = &mut self.bufs {
-            b.rejoin();
+        if self.read != ReadInto::Block {
+            // The last read was neither received nor blocked (`Pending`).
+            self.read_done();
         }
         let remaining = self.conn.frame_remaining();
         if remaining > 0 {
-            let own = spare(self.conn.input_buffer(0));
-            let block = self.bufs.as_ref().map_or(0, |b| spare(&b.rbuf));
-            if own > 0 || remaining > block {
-                self.after_large = true;
-                let buf = self.conn.input_buffer(remaining);
-                self.lent = buf.len();
-                return buf;
-            }
-            return &mut self.bufs().rbuf;
+            return self.frame_buf(remaining);
         }
         let size = self.read_size as usize;
-        let frame_start = self.conn.buffered_len() == 0;
-        let want = if frame_start && size > READ_MIN { size / 4 } else { READ_MIN / 4 };
-        let peek = std::mem::take(&mut self.after_large) && frame_start;
+        let frame_start = size > READ_MIN && self.conn.buffered_len() == 0;
+        let want = if frame_start { size / 4 } else { READ_MIN / 4 };
+        if self.after_large {
+            return self.peek_buf(want);
+        }
         let b = self.bufs();
         if spare(&b.rbuf) < want {
             b.rbuf.reserve(size);
         }
-        if peek && spare(&b.rbuf) > READ_PEEK {
+        &mut b.rbuf
+    }
+
+    /// [`read_buf`](Self::read_buf) after a frame was read into the
+    /// connection's buffer: limited to [`READ_PEEK`] bytes if it starts a
+    /// frame.
+    #[cold]
+    #[inline(never)]
+    fn peek_buf(&mut self, want: usize) -> &mut BytesMut {
+        let size = self.read_size as usize;
+        let frame_start = self.conn.buffered_len() == 0;
+        self.after_large &= !frame_start;
+        let b = self.bufs();
+        if spare(&b.rbuf) < want {
+            b.rbuf.reserve(size);
+        }
+        if frame_start && spare(&b.rbuf) > READ_PEEK {
             let at = b.rbuf.len() + READ_PEEK;
             b.rest = Some(b.rbuf.split_off(at));
+            self.read = ReadInto::Peek;
         }
-        &mut b.rbuf
+        &mut self.bufs().rbuf
+    }
+
+    /// Ends a read into anything but the whole block.
+    #[cold]
+    #[inline(never)]
+    fn read_done(&mut self) {
+        self.read = ReadInto::Block;
+        if let Some(b) = &mut self.bufs {
+            b.rejoin();
+        }
+    }
+
+    /// [`read_buf`](Self::read_buf) for the rest of a frame whose header is
+    /// known: the block if it fits there, right after the frame's start, else
+    /// the connection's own buffer.
+    #[inline(never)]
+    fn frame_buf(&mut self, remaining: usize) -> &mut BytesMut {
+        let own = spare(self.conn.input_buffer(0));
+        let block = self.bufs.as_ref().map_or(0, |b| spare(&b.rbuf));
+        if own > 0 || remaining > block {
+            self.after_large = true;
+            let buf = self.conn.input_buffer(remaining);
+            self.read = ReadInto::Conn(buf.len());
+            return buf;
+        }
+        &mut self.bufs().rbuf
     }
 
     /// Feeds what was appended to [`read_buf`](Self::read_buf) to the
@@ -319,34 +372,22 @@ impl Wire {
     /// [`read_blocked`](Self::read_blocked) too, so an idle connection gives
     /// its read buffer back without a read that finds nothing.
     pub fn received(&mut self, now: Instant) {
-        let active = self.io == Io::Active;
-        if active {
-            self.clock = now;
-        }
-        let lent = std::mem::take(&mut self.lent);
-        if lent > 0 {
-            // Read into the connection's buffer: it was sized to end with the
-            // frame, so a full one says nothing about the read size.
-            let buf = self.conn.input_buffer(0);
-            let filled = buf.capacity() == buf.len();
-            let n = buf.len().saturating_sub(lent);
-            // A connection that lingers takes no input: it drops the bytes.
-            self.conn.receive_appended(now, n);
-            if !filled {
-                self.read_blocked();
-            }
-            return;
+        let read = std::mem::replace(&mut self.read, ReadInto::Block);
+        if let ReadInto::Conn(before) = read {
+            return self.received_in_place(now, before);
         }
         let size = self.read_size as usize;
         // Only a read that starts a frame says how large reads now are: the
         // last piece of a large frame is often small.
         let continuing = self.conn.buffered_len() > 0;
+        let peeked = read == ReadInto::Peek;
         let b = self.bufs();
-        let peeked = b.rest.is_some();
         let small = !continuing && !peeked && b.rbuf.len() < size / 8;
         let filled = b.rbuf.capacity() == b.rbuf.len();
         let data = b.rbuf.split();
-        b.rejoin();
+        if peeked {
+            b.rejoin();
+        }
         b.release_at = None;
         if filled && !peeked {
             // The read filled the buffer: more is coming.
@@ -354,9 +395,29 @@ impl Wire {
         } else if small {
             self.read_size = (size / 2).max(READ_MIN) as u32;
         }
-        if active {
+        if self.io == Io::Active {
+            self.clock = now;
             self.conn.receive_bytes(now, data);
         }
+        if !filled {
+            self.read_blocked();
+        }
+    }
+
+    /// [`received`](Self::received) after a read into the connection's own
+    /// buffer, which held `before` bytes.
+    #[inline(never)]
+    fn received_in_place(&mut self, now: Instant, before: usize) {
+        let buf = self.conn.input_buffer(0);
+        // It was sized to end with the frame: a full one says nothing about
+        // the read size.
+        let filled = buf.capacity() == buf.len();
+        let n = buf.len().saturating_sub(before);
+        if self.io == Io::Active {
+            self.clock = now;
+        }
+        // A connection that lingers takes no input: it drops the bytes again.
+        self.conn.receive_appended(now, n);
         if !filled {
             self.read_blocked();
         }
@@ -367,12 +428,13 @@ impl Wire {
     /// part of a frame (its rest lands right after it in the same block, so
     /// crest-proto need not copy it), and for [`READ_KEEP`] after bulk reads.
     pub fn read_blocked(&mut self) {
-        self.lent = 0;
+        if self.read != ReadInto::Block {
+            self.read_done();
+        }
         let partial = self.conn.buffered_len() > 0;
         let bulk = self.read_size as usize > READ_MIN;
         let keep_until = self.clock + READ_KEEP;
         if let Some(b) = &mut self.bufs {
-            b.rejoin();
             if partial {
                 b.release_at = None;
             } else if bulk && b.rbuf.is_empty() {

@@ -237,6 +237,7 @@ impl Connection {
     /// none (no frame started, only part of a header held, or the
     /// connection takes no more input). At most the limits in [`Config`].
     /// See [`input_buffer`](Self::input_buffer).
+    #[inline]
     pub fn frame_remaining(&self) -> usize {
         if self.accepts_input() {
             self.recv.frame_remaining()
