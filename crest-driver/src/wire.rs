@@ -325,7 +325,6 @@ impl Wire {
     fn peek_buf(&mut self, want: usize) -> &mut BytesMut {
         let size = self.read_size as usize;
         let frame_start = self.conn.buffered_len() == 0;
-        self.after_large &= !frame_start;
         let b = self.bufs();
         if spare(&b.rbuf) < want {
             b.rbuf.reserve(size);
@@ -381,6 +380,9 @@ impl Wire {
         // last piece of a large frame is often small.
         let continuing = self.conn.buffered_len() > 0;
         let peeked = read == ReadInto::Peek;
+        // Cleared by a limited read that brought bytes, not by one that
+        // found none (as between a client's messages).
+        self.after_large &= !peeked;
         let b = self.bufs();
         let small = !continuing && !peeked && b.rbuf.len() < size / 8;
         let filled = b.rbuf.capacity() == b.rbuf.len();
@@ -777,6 +779,25 @@ mod tests {
             r.wire.handle_timeout(later);
             assert!(r.wire.bufs.is_none(), "max_read {max_read}: an idle connection holds no buffer");
         }
+    }
+
+    #[test]
+    fn a_read_that_finds_nothing_keeps_the_next_read_limited() {
+        // A closed-loop client: one large message, its echo, a wakeup that
+        // finds nothing, then the next large message.
+        let messages = payloads(&[1 << 20, 1 << 20]);
+        let wire = client_wire(&messages);
+        let one = wire.len() / 2;
+        let mut r = Reader::new();
+        assert_eq!(r.read_all(&wire[..one], usize::MAX).len(), 1);
+        let _ = r.wire.read_buf();
+        r.wire.read_blocked();
+        let first = r.reads.len();
+        let events = r.read_all(&wire[one..], usize::MAX);
+        assert_eq!(r.reads[first], READ_PEEK, "{:?}", r.reads);
+        let [Event::Binary(b)] = &events[..] else { panic!("{events:?}") };
+        assert_eq!(&b[..], &messages[1][..]);
+        assert!(r.read_in_place(b));
     }
 
     #[test]
