@@ -56,9 +56,10 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// of allocating (and the allocator trimming) one per burst, and a
 /// connection that went quiet still gives it back.
 pub const READ_KEEP: Duration = Duration::from_secs(1);
-/// After a frame was read into the connection's own buffer, the next read
-/// that starts a frame takes at most this much: if that frame is large too,
-/// only this much of it is copied when it moves into a buffer of its own.
+/// After a frame larger than [`READ_MAX`] was read into the connection's own
+/// buffer, the next read that starts a frame takes at most this much: if that
+/// frame is large too, only this much of it is copied when it moves into a
+/// buffer of its own.
 pub const READ_PEEK: usize = READ_MIN;
 /// Most buffer sets a thread keeps for reuse (see [`Buffers::take`]).
 const POOL: usize = 8;
@@ -199,9 +200,9 @@ pub struct Wire {
     linger: bool,
     /// Bytes to reserve for the next read (kept while the buffers are not).
     read_size: u32,
-    /// The last read continued a frame in the connection's own buffer
-    /// (`Connection::input_buffer`): the next read that starts a frame is
-    /// limited to [`READ_PEEK`].
+    /// The last read continued a frame larger than [`READ_MAX`] in the
+    /// connection's own buffer (`Connection::input_buffer`): the next read
+    /// that starts a frame is limited to [`READ_PEEK`].
     after_large: bool,
     /// Where the buffer [`read_buf`](Self::read_buf) lent is.
     read: ReadInto,
@@ -286,8 +287,9 @@ impl Wire {
     ///   into the connection's own buffer (`Connection::input_buffer`), which
     ///   then has room for exactly the whole frame (the held start is copied
     ///   once, if at all) and no more: the read after the frame's last byte
-    ///   starts the next frame. The read after such a frame takes at most
-    ///   [`READ_PEEK`] bytes, so that a next large frame copies only that.
+    ///   starts the next frame. After a frame larger than [`READ_MAX`] that
+    ///   read takes at most [`READ_PEEK`] bytes, so that a next large frame
+    ///   copies only that.
     /// - A read that continues a frame that fits uses what is left right
     ///   after its start in the block.
     /// - During bulk reads a read that may start a frame (none is held) gets
@@ -355,7 +357,11 @@ impl Wire {
         let own = spare(self.conn.input_buffer(0));
         let block = self.bufs.as_ref().map_or(0, |b| spare(&b.rbuf));
         if own > 0 || remaining > block {
-            self.after_large = true;
+            // A frame no block holds: the next one may be as large, so the
+            // read that starts it is limited. (Smaller frames that did not
+            // fit in what was left of the block do not limit it: they fit in
+            // the next block.)
+            self.after_large = self.conn.buffered_len().saturating_add(remaining) > READ_MAX;
             let buf = self.conn.input_buffer(remaining);
             self.read = ReadInto::Conn(buf.len());
             return buf;
