@@ -144,7 +144,9 @@ impl Buffers {
         }
         // The rest of a block split off for a limited read (when a stream
         // was not polled again after `Pending`) is not kept either.
-        self.rest = None;
+        if self.rest.is_some() {
+            self.rest = None;
+        }
         if self.small.capacity() > POOL_WRITE {
             self.small = BytesMut::new();
         }
@@ -377,55 +379,68 @@ impl Wire {
     /// [`read_blocked`](Self::read_blocked) too, so an idle connection gives
     /// its read buffer back without a read that finds nothing.
     pub fn received(&mut self, now: Instant) {
-        let read = std::mem::replace(&mut self.read, ReadInto::Block);
-        if let ReadInto::Conn(before) = read {
-            return self.received_in_place(now, before);
+        if self.read != ReadInto::Block {
+            return self.received_elsewhere(now);
         }
         let size = self.read_size as usize;
         // Only a read that starts a frame says how large reads now are: the
         // last piece of a large frame is often small.
         let continuing = self.conn.buffered_len() > 0;
-        let peeked = read == ReadInto::Peek;
-        // Cleared by a limited read that brought bytes, not by one that
-        // found none (as between a client's messages).
-        self.after_large &= !peeked;
         let b = self.bufs();
-        let small = !continuing && !peeked && b.rbuf.len() < size / 8;
+        let small = !continuing && b.rbuf.len() < size / 8;
         let filled = b.rbuf.capacity() == b.rbuf.len();
         let data = b.rbuf.split();
-        if peeked {
-            b.rejoin();
-        }
         b.release_at = None;
-        if filled && !peeked {
+        if filled {
             // The read filled the buffer: more is coming.
             self.read_size = (size * 2).min(READ_MAX) as u32;
         } else if small {
             self.read_size = (size / 2).max(READ_MIN) as u32;
         }
+        self.hand_over(now, data, filled);
+    }
+
+    /// [`received`](Self::received) after a read limited to [`READ_PEEK`] or
+    /// into the connection's own buffer. Neither says how large reads now
+    /// are: the first was limited, the second sized to end with a frame.
+    #[inline(never)]
+    fn received_elsewhere(&mut self, now: Instant) {
+        match std::mem::replace(&mut self.read, ReadInto::Block) {
+            ReadInto::Conn(before) => {
+                let buf = self.conn.input_buffer(0);
+                let filled = buf.capacity() == buf.len();
+                let n = buf.len().saturating_sub(before);
+                if self.io == Io::Active {
+                    self.clock = now;
+                }
+                // A connection that lingers takes no input: it drops them.
+                self.conn.receive_appended(now, n);
+                if !filled {
+                    self.read_blocked();
+                }
+            }
+            ReadInto::Peek | ReadInto::Block => {
+                // Cleared by a limited read that brought bytes, not by one
+                // that found none (as between a client's messages).
+                self.after_large = false;
+                let b = self.bufs();
+                let filled = b.rbuf.capacity() == b.rbuf.len();
+                let data = b.rbuf.split();
+                b.rejoin();
+                b.release_at = None;
+                self.hand_over(now, data, filled);
+            }
+        }
+    }
+
+    /// Gives what a read into the block brought to the connection (unless
+    /// lingering); a read that did not fill its buffer drained the socket.
+    #[inline(always)]
+    fn hand_over(&mut self, now: Instant, data: BytesMut, filled: bool) {
         if self.io == Io::Active {
             self.clock = now;
             self.conn.receive_bytes(now, data);
         }
-        if !filled {
-            self.read_blocked();
-        }
-    }
-
-    /// [`received`](Self::received) after a read into the connection's own
-    /// buffer, which held `before` bytes.
-    #[inline(never)]
-    fn received_in_place(&mut self, now: Instant, before: usize) {
-        let buf = self.conn.input_buffer(0);
-        // It was sized to end with the frame: a full one says nothing about
-        // the read size.
-        let filled = buf.capacity() == buf.len();
-        let n = buf.len().saturating_sub(before);
-        if self.io == Io::Active {
-            self.clock = now;
-        }
-        // A connection that lingers takes no input: it drops the bytes again.
-        self.conn.receive_appended(now, n);
         if !filled {
             self.read_blocked();
         }

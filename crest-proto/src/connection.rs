@@ -239,10 +239,9 @@ impl Connection {
     /// See [`input_buffer`](Self::input_buffer).
     #[inline]
     pub fn frame_remaining(&self) -> usize {
-        if self.accepts_input() {
-            self.recv.frame_remaining()
-        } else {
-            0
+        match self.recv.frame_remaining() {
+            n if n > 0 && self.accepts_input() => n,
+            _ => 0,
         }
     }
 

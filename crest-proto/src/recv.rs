@@ -78,6 +78,7 @@ impl Receiver {
 
     /// Bytes still missing from the frame whose header was decoded; 0 when
     /// no header is decoded (none held, or only part of one).
+    #[inline]
     pub(crate) fn frame_remaining(&self) -> usize {
         match self.frame {
             // check_header bounded the length by max_frame_size, a usize.
