@@ -6,7 +6,10 @@
 //! unmasked and UTF-8-checked piece by piece as it arrives (each byte is
 //! touched once, and invalid text fails before the frame is complete);
 //! every size is checked against its limit when the header announces it,
-//! before anything is buffered.
+//! before anything is buffered. A caller can read the rest of a frame whose
+//! header is decoded straight into `buf` (`Connection::input_buffer`, with
+//! room reserved up to that checked length), so that a frame larger than
+//! the caller's read block still ends up in one buffer without a copy.
 
 use bytes::{Buf, BytesMut};
 
