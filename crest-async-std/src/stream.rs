@@ -70,10 +70,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Socket<S> {
 
     /// futures-io's `poll_read` takes an initialised slice, so the spare
     /// capacity is zeroed first (it cannot lend uninitialised memory to an
-    /// arbitrary stream); what was not read is truncated away again.
+    /// arbitrary stream); what was not read is truncated away again. At most
+    /// [`READ_MAX`](crest_driver::wire::READ_MAX) bytes are lent: the buffer
+    /// for the rest of a large frame has room for all of it, and zeroing that
+    /// on every read would cost more than the read.
     fn poll_read_buf(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
         let len = buf.len();
-        buf.resize(buf.capacity(), 0);
+        let room = (buf.capacity() - len).min(crest_driver::wire::READ_MAX);
+        buf.resize(len + room, 0);
         let result = Pin::new(&mut self.io).poll_read(cx, &mut buf[len..]);
         let n = match &result {
             Poll::Ready(Ok(n)) => *n,

@@ -10,7 +10,11 @@
 //!   per-thread pool, so a busy thread does not allocate one per message).
 //!   Reservations start
 //!   at [`READ_MIN`], double while reads fill them (up to [`READ_MAX`]) and
-//!   halve when reads use little of them.
+//!   halve when reads use little of them. A frame larger than what is left
+//!   of the block is not assembled from blocks (that would copy it): once
+//!   its header is known, its rest is read straight into the connection's
+//!   own buffer (`Connection::input_buffer`), sized to end with the frame,
+//!   and handed out from there.
 //! - **Writing.** Straight from the connection's queue, which
 //!   `Connection::transmit_slices` lends as up to [`MAX_IOV`] slices (small
 //!   frames coalesced, large payloads in place) for one vectored write, and
@@ -50,11 +54,16 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// of allocating (and the allocator trimming) one per burst, and a
 /// connection that went quiet still gives it back.
 pub const READ_KEEP: Duration = Duration::from_secs(1);
+/// After a frame larger than [`READ_MAX`] was read into the connection's own
+/// buffer, the next read that starts a frame takes at most this much: if that
+/// frame is large too, only this much of it is copied when it moves into a
+/// buffer of its own.
+pub const READ_PEEK: usize = READ_MIN;
 /// Most buffer sets a thread keeps for reuse (see [`Buffers::take`]).
 const POOL: usize = 8;
 /// Largest read buffer a pooled buffer set keeps.
 const POOL_READ: usize = 2 * READ_MIN;
-/// Largest `small` block and coalescing buffer a pooled buffer set keeps.
+/// Largest coalescing buffer a pooled buffer set keeps.
 const POOL_WRITE: usize = 16 * 1024;
 /// Chunks of the first vectored-write attempt (see [`poll_write_with`]).
 const FEW_IOV: usize = 4;
@@ -79,6 +88,9 @@ enum Io {
 #[derive(Debug, Default)]
 struct Buffers {
     rbuf: BytesMut,
+    /// The rest of `rbuf`'s block while a read is limited to [`READ_PEEK`]
+    /// bytes (split off, and joined back after the read, without copying).
+    rest: Option<BytesMut>,
     /// The connection's coalescing buffer, while the buffer set is pooled.
     tail: Vec<u8>,
     /// When to give back a read buffer kept between bursts.
@@ -122,6 +134,11 @@ impl Buffers {
         if self.rbuf.capacity() > POOL_READ {
             self.rbuf = BytesMut::new();
         }
+        // The rest of a block split off for a limited read (when a stream
+        // was not polled again after `Pending`) is not kept either.
+        if self.rest.is_some() {
+            self.rest = None;
+        }
         if self.tail.capacity() > POOL_WRITE {
             self.tail = Vec::new();
         }
@@ -134,6 +151,35 @@ impl Buffers {
     }
 }
 
+impl Buffers {
+    /// Joins the rest of the read block split off for a limited read back to
+    /// the read buffer (right after it: no copy).
+    fn rejoin(&mut self) {
+        if let Some(rest) = self.rest.take() {
+            self.rbuf.unsplit(rest);
+        }
+    }
+}
+
+/// Spare capacity: how much a read into `buf` may bring.
+fn spare(buf: &BytesMut) -> usize {
+    buf.capacity() - buf.len()
+}
+
+/// Where [`Wire::read_buf`] lent a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadInto {
+    /// The read block, `Buffers::rbuf`.
+    Block,
+    /// The read block limited to [`READ_PEEK`] bytes (the rest split off
+    /// into `Buffers::rest`).
+    Peek,
+    /// The connection's own buffer, which held this many bytes before (a
+    /// `u32` keeps `Session` within its size; a partial frame of 4 GiB or
+    /// more, possible only with such limits configured, is read into blocks).
+    Conn(u32),
+}
+
 /// A `crest_proto::Connection` plus the buffers between it and a socket.
 #[derive(Debug)]
 pub struct Wire {
@@ -144,6 +190,12 @@ pub struct Wire {
     linger: bool,
     /// Bytes to reserve for the next read (kept while the buffers are not).
     read_size: u32,
+    /// The last read continued a frame larger than [`READ_MAX`] in the
+    /// connection's own buffer (`Connection::input_buffer`): the next read
+    /// that starts a frame is limited to [`READ_PEEK`].
+    after_large: bool,
+    /// Where the buffer [`read_buf`](Self::read_buf) lent is.
+    read: ReadInto,
     /// The latest time an input carried; the linger deadline once lingering.
     clock: Instant,
 }
@@ -151,7 +203,17 @@ pub struct Wire {
 impl Wire {
     /// Wraps a connection.
     pub fn new(conn: Connection, now: Instant) -> Self {
-        Self { conn, bufs: None, io: Io::Active, eof: false, linger: true, read_size: READ_MIN as u32, clock: now }
+        Self {
+            conn,
+            bufs: None,
+            io: Io::Active,
+            eof: false,
+            linger: true,
+            read_size: READ_MIN as u32,
+            after_large: false,
+            read: ReadInto::Block,
+            clock: now,
+        }
     }
 
     /// The protocol state machine.
@@ -220,21 +282,96 @@ impl Wire {
     /// readable; then [`received`](Self::received) (bytes appended) or
     /// [`read_blocked`](Self::read_blocked) (nothing to read).
     ///
-    /// A frame whose pieces land in two blocks is copied into one by
-    /// crest-proto, so during bulk reads a read that may start a frame (none
-    /// is held) gets at least a quarter of the reservation: the rest of the
-    /// block if that is still as large, else the block again from its start
-    /// (once nothing else refers to it) or a new one. A read that continues a
-    /// frame uses what is left right after it.
+    /// A frame is handed out as one slice of one buffer, so its pieces must
+    /// land next to each other:
+    ///
+    /// - When the connection holds the start of a frame whose rest does not
+    ///   fit in what is left of the read block, the rest is read straight
+    ///   into the connection's own buffer (`Connection::input_buffer`), which
+    ///   then has room for exactly the whole frame (the held start is copied
+    ///   once, if at all) and no more: the read after the frame's last byte
+    ///   starts the next frame. After a frame larger than [`READ_MAX`] that
+    ///   read takes at most [`READ_PEEK`] bytes, so that a next large frame
+    ///   copies only that.
+    /// - A read that continues a frame that fits uses what is left right
+    ///   after its start in the block.
+    /// - During bulk reads a read that may start a frame (none is held) gets
+    ///   at least a quarter of the reservation: the rest of the block if that
+    ///   is still as large, else the block again from its start (once nothing
+    ///   else refers to it) or a new one.
+    #[inline]
     pub fn read_buf(&mut self) -> &mut BytesMut {
+        if self.read != ReadInto::Block {
+            // The last read was neither received nor blocked (`Pending`).
+            self.read_done();
+        }
+        let remaining = self.conn.frame_remaining();
+        if remaining > 0 {
+            return self.frame_buf(remaining);
+        }
         let size = self.read_size as usize;
         let frame_start = size > READ_MIN && self.conn.buffered_len() == 0;
         let want = if frame_start { size / 4 } else { READ_MIN / 4 };
+        if self.after_large {
+            return self.peek_buf(want);
+        }
         let b = self.bufs();
-        if b.rbuf.capacity() - b.rbuf.len() < want {
+        if spare(&b.rbuf) < want {
             b.rbuf.reserve(size);
         }
         &mut b.rbuf
+    }
+
+    /// [`read_buf`](Self::read_buf) after a frame was read into the
+    /// connection's buffer: limited to [`READ_PEEK`] bytes if it starts a
+    /// frame.
+    #[cold]
+    #[inline(never)]
+    fn peek_buf(&mut self, want: usize) -> &mut BytesMut {
+        let size = self.read_size as usize;
+        let frame_start = self.conn.buffered_len() == 0;
+        let b = self.bufs();
+        if spare(&b.rbuf) < want {
+            b.rbuf.reserve(size);
+        }
+        if frame_start && spare(&b.rbuf) > READ_PEEK {
+            let at = b.rbuf.len() + READ_PEEK;
+            b.rest = Some(b.rbuf.split_off(at));
+            self.read = ReadInto::Peek;
+        }
+        &mut self.bufs().rbuf
+    }
+
+    /// Ends a read into anything but the whole block.
+    #[cold]
+    #[inline(never)]
+    fn read_done(&mut self) {
+        self.read = ReadInto::Block;
+        if let Some(b) = &mut self.bufs {
+            b.rejoin();
+        }
+    }
+
+    /// [`read_buf`](Self::read_buf) for the rest of a frame whose header is
+    /// known: the block if it fits there, right after the frame's start, else
+    /// the connection's own buffer.
+    #[inline(never)]
+    fn frame_buf(&mut self, remaining: usize) -> &mut BytesMut {
+        let own = spare(self.conn.input_buffer(0));
+        let block = self.bufs.as_ref().map_or(0, |b| spare(&b.rbuf));
+        let held_fits = u32::try_from(self.conn.input_buffer(0).len()).is_ok();
+        if (own > 0 || remaining > block) && held_fits {
+            // A frame no block holds: the next one may be as large, so the
+            // read that starts it is limited. (Smaller frames that did not
+            // fit in what was left of the block do not limit it: they fit in
+            // the next block.)
+            self.after_large = self.conn.buffered_len().saturating_add(remaining) > READ_MAX;
+            let buf = self.conn.input_buffer(remaining);
+            // Reserving may compact the held bytes, never add to them.
+            self.read = ReadInto::Conn(u32::try_from(buf.len()).unwrap_or(u32::MAX));
+            return buf;
+        }
+        &mut self.bufs().rbuf
     }
 
     /// Feeds what was appended to [`read_buf`](Self::read_buf) to the
@@ -257,6 +394,9 @@ impl Wire {
     /// buffers at hand instead of the set going back to the pool and out
     /// again for the write.
     pub fn feed(&mut self, now: Instant) -> bool {
+        if self.read != ReadInto::Block {
+            return self.feed_elsewhere(now);
+        }
         let size = self.read_size as usize;
         // Only a read that starts a frame says how large reads now are: the
         // last piece of a large frame is often small.
@@ -272,6 +412,45 @@ impl Wire {
         } else if small {
             self.read_size = (size / 2).max(READ_MIN) as u32;
         }
+        self.hand_over(now, data, filled)
+    }
+
+    /// [`feed`](Self::feed) after a read limited to [`READ_PEEK`] or
+    /// into the connection's own buffer. Neither says how large reads now
+    /// are: the first was limited, the second sized to end with a frame.
+    #[inline(never)]
+    fn feed_elsewhere(&mut self, now: Instant) -> bool {
+        match std::mem::replace(&mut self.read, ReadInto::Block) {
+            ReadInto::Conn(before) => {
+                let buf = self.conn.input_buffer(0);
+                let filled = buf.capacity() == buf.len();
+                let n = buf.len().saturating_sub(before as usize);
+                if self.io == Io::Active {
+                    self.clock = now;
+                }
+                // A connection that lingers takes no input: it drops them.
+                self.conn.receive_appended(now, n);
+                !filled
+            }
+            ReadInto::Peek | ReadInto::Block => {
+                // Cleared by a limited read that brought bytes, not by one
+                // that found none (as between a client's messages).
+                self.after_large = false;
+                let b = self.bufs();
+                let filled = b.rbuf.capacity() == b.rbuf.len();
+                let data = b.rbuf.split();
+                b.rejoin();
+                b.release_at = None;
+                self.hand_over(now, data, filled)
+            }
+        }
+    }
+
+    /// Gives what a read into the block brought to the connection (unless
+    /// lingering); returns whether the read drained the socket (did not fill
+    /// its buffer).
+    #[inline(always)]
+    fn hand_over(&mut self, now: Instant, data: BytesMut, filled: bool) -> bool {
         if self.io == Io::Active {
             self.clock = now;
             self.conn.receive_bytes(now, data);
@@ -284,6 +463,9 @@ impl Wire {
     /// part of a frame (its rest lands right after it in the same block, so
     /// crest-proto need not copy it), and for [`READ_KEEP`] after bulk reads.
     pub fn read_blocked(&mut self) {
+        if self.read != ReadInto::Block {
+            self.read_done();
+        }
         let partial = self.conn.buffered_len() > 0;
         let bulk = self.read_size as usize > READ_MIN;
         let keep_until = self.clock + READ_KEEP;
@@ -501,5 +683,140 @@ impl Transmit for Wire {
             self.release();
         }
         self.update();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crest_proto::{Config, Event, Message, Role};
+
+    /// A server `Wire` read from an in-memory socket that returns at most
+    /// `max_read` bytes per read (and fills the lent buffer's spare capacity
+    /// like `recv` does), recording every buffer lent for a read.
+    struct Reader {
+        wire: Wire,
+        now: Instant,
+        /// (address, capacity) of every buffer lent for a read.
+        lent: Vec<(usize, usize)>,
+        /// Bytes each read brought, in order.
+        reads: Vec<usize>,
+    }
+
+    impl Reader {
+        fn new() -> Self {
+            let now = Instant::now();
+            let wire = Wire::new(Connection::open(Role::Server, Config::default(), now), now);
+            let mut r = Self { wire, now, lent: Vec::new(), reads: Vec::new() };
+            assert_eq!(r.wire.conn_mut().poll_event(), Some(Event::Open));
+            r
+        }
+
+        /// Reads all of `input` and returns the events.
+        fn read_all(&mut self, mut input: &[u8], max_read: usize) -> Vec<Event> {
+            let mut events = Vec::new();
+            while !input.is_empty() {
+                let buf = self.wire.read_buf();
+                self.lent.push((buf.as_ptr() as usize, buf.capacity()));
+                let n = spare(buf).min(max_read).min(input.len());
+                assert!(n > 0, "a read buffer with room");
+                buf.extend_from_slice(&input[..n]);
+                input = &input[n..];
+                self.reads.push(n);
+                self.wire.received(self.now);
+                events.extend(std::iter::from_fn(|| self.wire.conn_mut().poll_event()));
+            }
+            self.wire.read_blocked();
+            events
+        }
+
+        /// Whether `payload` lies in one buffer that was lent for a read:
+        /// it was not copied after it arrived.
+        fn read_in_place(&self, payload: &[u8]) -> bool {
+            let (p, n) = (payload.as_ptr() as usize, payload.len());
+            self.lent.iter().any(|&(at, cap)| at <= p && p + n <= at + cap)
+        }
+    }
+
+    /// Client frames (masked) carrying `messages`.
+    fn client_wire(messages: &[Vec<u8>]) -> Vec<u8> {
+        let now = Instant::now();
+        let mut client = Connection::open(Role::Client, Config::default(), now);
+        let _ = client.poll_event();
+        let mut out = Vec::new();
+        for m in messages {
+            client.send(Message::binary(m.clone())).unwrap();
+            client.poll_transmit(&mut out);
+        }
+        out
+    }
+
+    fn payloads(sizes: &[usize]) -> Vec<Vec<u8>> {
+        sizes.iter().enumerate().map(|(i, &n)| (0..n).map(|j| (i * 7 + j % 251) as u8).collect()).collect()
+    }
+
+    #[test]
+    fn large_frames_are_read_into_one_buffer_each_and_never_copied() {
+        let sizes = [1 << 20, 300_000, 5, 1 << 20, 70_000, 1 << 20];
+        let messages = payloads(&sizes);
+        let wire = client_wire(&messages);
+        for max_read in [usize::MAX, 200_000, 65_536, 10_007] {
+            let mut r = Reader::new();
+            let events = r.read_all(&wire, max_read);
+            assert_eq!(events.len(), messages.len(), "max_read {max_read}");
+            for (event, m) in events.iter().zip(&messages) {
+                let Event::Binary(b) = event else { panic!("{event:?}") };
+                assert_eq!(&b[..], &m[..], "max_read {max_read}");
+                if m.len() > READ_MAX {
+                    assert!(r.read_in_place(b), "max_read {max_read}: a {} byte payload was copied", m.len());
+                }
+            }
+            // After a large frame read in place, the next read starts the
+            // next frame and takes at most READ_PEEK bytes.
+            assert!(r.reads.iter().filter(|&&n| n <= READ_PEEK).count() >= 3, "{:?}", r.reads);
+            drop(events);
+            // Nothing held: the buffers go back once the bulk keep expires.
+            assert_eq!(r.wire.conn().buffered_len(), 0);
+            let later = r.now + READ_KEEP;
+            r.wire.handle_timeout(later);
+            assert!(r.wire.bufs.is_none(), "max_read {max_read}: an idle connection holds no buffer");
+        }
+    }
+
+    #[test]
+    fn a_read_that_finds_nothing_keeps_the_next_read_limited() {
+        // A closed-loop client: one large message, its echo, a wakeup that
+        // finds nothing, then the next large message.
+        let messages = payloads(&[1 << 20, 1 << 20]);
+        let wire = client_wire(&messages);
+        let one = wire.len() / 2;
+        let mut r = Reader::new();
+        assert_eq!(r.read_all(&wire[..one], usize::MAX).len(), 1);
+        let _ = r.wire.read_buf();
+        r.wire.read_blocked();
+        let first = r.reads.len();
+        let events = r.read_all(&wire[one..], usize::MAX);
+        assert_eq!(r.reads[first], READ_PEEK, "{:?}", r.reads);
+        let [Event::Binary(b)] = &events[..] else { panic!("{events:?}") };
+        assert_eq!(&b[..], &messages[1][..]);
+        assert!(r.read_in_place(b));
+    }
+
+    #[test]
+    fn a_partial_large_frame_is_held_in_a_buffer_of_its_size() {
+        let messages = payloads(&[1 << 20]);
+        let wire = client_wire(&messages);
+        let mut r = Reader::new();
+        // A first read of 5000 bytes, then the socket is drained.
+        assert_eq!(r.read_all(&wire[..5000], usize::MAX), vec![]);
+        assert_eq!(r.wire.conn().frame_remaining(), wire.len() - 5000);
+        // The next read goes to a buffer with room for exactly the rest.
+        let buf = r.wire.read_buf();
+        assert_eq!(spare(buf), wire.len() - 5000);
+        r.wire.read_blocked();
+        let events = r.read_all(&wire[5000..], 100_000);
+        let [Event::Binary(b)] = &events[..] else { panic!("{events:?}") };
+        assert_eq!(&b[..], &messages[0][..]);
+        assert!(r.read_in_place(b));
     }
 }

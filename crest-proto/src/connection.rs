@@ -46,8 +46,10 @@ enum Handshake {
 /// - **getters**: [`state`](Self::state), [`role`](Self::role),
 ///   [`is_open`](Self::is_open), [`is_closed`](Self::is_closed),
 ///   [`is_finished`](Self::is_finished), [`protocol`](Self::protocol), ...
-/// - **inputs**: [`receive`](Self::receive) / [`receive_bytes`](Self::receive_bytes)
-///   (bytes from the transport), [`receive_eof`](Self::receive_eof),
+/// - **inputs**: [`receive`](Self::receive) / [`receive_bytes`](Self::receive_bytes) /
+///   [`receive_appended`](Self::receive_appended) (bytes from the transport;
+///   the last after reading into [`input_buffer`](Self::input_buffer)),
+///   [`receive_eof`](Self::receive_eof),
 ///   [`handle_timeout`](Self::handle_timeout).
 /// - **commands**: [`accept`](Self::accept), [`respond`](Self::respond),
 ///   [`send`](Self::send), [`send_encoded`](Self::send_encoded),
@@ -231,6 +233,19 @@ impl Connection {
         self.recv.held()
     }
 
+    /// Bytes still missing from the frame whose header was decoded (after
+    /// [`poll_event`](Self::poll_event) returned `None`); 0 when there is
+    /// none (no frame started, only part of a header held, or the
+    /// connection takes no more input). At most the limits in [`Config`].
+    /// See [`input_buffer`](Self::input_buffer).
+    #[inline]
+    pub fn frame_remaining(&self) -> usize {
+        match self.recv.frame_remaining() {
+            n if n > 0 && self.accepts_input() => n,
+            _ => 0,
+        }
+    }
+
     // ----- inputs -----
 
     /// Bytes from the transport. Never fails: problems become events.
@@ -255,6 +270,54 @@ impl Connection {
                 self.recv.buf.unsplit(data);
             }
             self.process(now);
+        }
+    }
+
+    /// The connection's own input buffer, for reading straight into it; then
+    /// call [`receive_appended`](Self::receive_appended). Room is reserved,
+    /// right after the bytes already held, for `min(reserve,
+    /// frame_remaining())` more bytes: pass the number of bytes the read may
+    /// bring (`usize::MAX` for "the rest of the frame").
+    ///
+    /// This is the zero-copy path for large frames. A read loop that reads
+    /// into its own block and hands pieces over with
+    /// [`receive_bytes`](Self::receive_bytes) copies a frame that spans
+    /// several blocks when it joins them; reading the rest of such a frame
+    /// here instead puts the whole frame in one buffer (the held start of it
+    /// is copied at most once, when the buffer lacks room), and its payload
+    /// is handed out as a slice of that buffer. Use it while
+    /// [`frame_remaining`](Self::frame_remaining) is larger than the room
+    /// left in your own block.
+    ///
+    /// Memory: the reservation is bounded by the frame's declared length,
+    /// which was checked against [`Config::max_frame_size`] and
+    /// [`Config::max_message_size`] when its header was decoded (a header
+    /// over the limits closes the connection with 1009 and reserves
+    /// nothing); with no frame decoded, nothing is reserved. Reserved
+    /// capacity is not written until bytes arrive.
+    ///
+    /// Appending more than was reserved works (the buffer grows), and any
+    /// split of the input, through any of the `receive*` methods, yields the
+    /// same events.
+    pub fn input_buffer(&mut self, reserve: usize) -> &mut BytesMut {
+        if self.accepts_input() {
+            self.recv.reserve_frame(reserve);
+        }
+        &mut self.recv.buf
+    }
+
+    /// `n` bytes were appended to [`input_buffer`](Self::input_buffer):
+    /// process them, as [`receive`](Self::receive) would. When the
+    /// connection no longer takes input they are dropped again.
+    pub fn receive_appended(&mut self, now: Instant, n: usize) {
+        let n = n.min(self.recv.buf.len());
+        if n == 0 {
+            return;
+        }
+        if self.accepts_input() {
+            self.process(now);
+        } else {
+            self.recv.buf.truncate(self.recv.buf.len() - n);
         }
     }
 

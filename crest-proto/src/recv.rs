@@ -6,7 +6,10 @@
 //! unmasked and UTF-8-checked piece by piece as it arrives (each byte is
 //! touched once, and invalid text fails before the frame is complete);
 //! every size is checked against its limit when the header announces it,
-//! before anything is buffered.
+//! before anything is buffered. A caller can read the rest of a frame whose
+//! header is decoded straight into `buf` (`Connection::input_buffer`, with
+//! room reserved up to that checked length), so that a frame larger than
+//! the caller's read block still ends up in one buffer without a copy.
 
 use bytes::{Buf, BytesMut};
 
@@ -88,6 +91,44 @@ impl Receiver {
             return true;
         }
         false
+    }
+
+    /// Bytes still missing from the frame whose header was decoded; 0 when
+    /// no header is decoded (none held, or only part of one).
+    #[inline]
+    pub(crate) fn frame_remaining(&self) -> usize {
+        match self.frame {
+            // check_header bounded the length by max_frame_size, a usize.
+            Some((header, header_len)) => {
+                let end = self.pos.saturating_add(header_len).saturating_add(header.payload_len as usize);
+                end.saturating_sub(self.buf.len())
+            }
+            None => 0,
+        }
+    }
+
+    /// Makes room in the buffer, right after the held bytes, for
+    /// `min(reserve, frame_remaining())` more: the rest of the current frame
+    /// then arrives next to its start and its payload is split off as is.
+    ///
+    /// When the buffer lacks that room (it is usually a piece split off the
+    /// caller's read block, with no spare capacity), the held bytes are
+    /// copied, once, into a new buffer of exactly the frame's size. So the
+    /// reservation never exceeds the header plus the payload length that
+    /// `check_header` admitted (at most `max_frame_size`, and within
+    /// `max_message_size`): a header announcing 2^63 bytes fails that check
+    /// and decodes no frame, so nothing is reserved for it. What is reserved
+    /// is not written until bytes arrive: the allocator hands out large
+    /// blocks as untouched pages.
+    pub(crate) fn reserve_frame(&mut self, reserve: usize) {
+        let want = reserve.min(self.frame_remaining());
+        if self.buf.capacity() - self.buf.len() >= want {
+            return;
+        }
+        self.compact();
+        let mut buf = BytesMut::with_capacity(self.buf.len() + want);
+        buf.extend_from_slice(&self.buf);
+        self.buf = buf;
     }
 
     /// Received bytes held: unprocessed input plus the fragmented message

@@ -1,7 +1,7 @@
 // Invariant: a server `Connection` (handshake included; every WebSocket
 // request accepted, plain ones answered 404) fed any bytes never panics, and
 // yields the same events and output whether the bytes arrive whole or in any
-// chunks (through `receive` or zero-copy `receive_bytes`). Events are well
+// chunks (through `receive`, or zero-copy `receive_bytes` / `input_buffer`). Events are well
 // formed: Request, then Open, then messages within the limits (text always
 // UTF-8); after an Error only Closed; Closed last; nothing after it. Memory
 // held stays within the configured (small) limits: an HTTP head while

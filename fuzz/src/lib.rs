@@ -42,7 +42,9 @@ pub mod flags {
     /// End the input with `receive_eof`.
     pub const EOF: u8 = 0x01;
     /// The chunked run hands over pieces split from one `BytesMut` with
-    /// `receive_bytes` (the zero-copy path) instead of `receive`.
+    /// `receive_bytes` (the zero-copy path) instead of `receive`, or, while
+    /// a frame's header is known, appends them to `input_buffer` and calls
+    /// `receive_appended`.
     pub const BYTES: u8 = 0x02;
     /// Configure the `x-fuzz` extension (offered by a client, accepted by a server).
     pub const EXTENSION: u8 = 0x04;

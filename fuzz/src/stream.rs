@@ -65,10 +65,17 @@ pub fn run(role: Role, input: &StreamInput<'_>, chunked: bool) -> Transcript {
         conn.receive(now, input.wire);
         settle(&mut conn, &config, input.wire.len(), &mut t);
     } else if input.has(flags::BYTES) {
-        // One read buffer split into pieces, as a read loop would hand them over.
+        // One read buffer split into pieces, as a read loop would hand them
+        // over; the rest of a frame whose header is known is appended to the
+        // connection's own input buffer instead, as crest-driver's Wire reads it.
         let mut buf = BytesMut::from(input.wire);
         for n in input.chunk_sizes() {
-            conn.receive_bytes(now, buf.split_to(n));
+            if conn.frame_remaining() > 0 {
+                conn.input_buffer(usize::MAX).extend_from_slice(&buf.split_to(n));
+                conn.receive_appended(now, n);
+            } else {
+                conn.receive_bytes(now, buf.split_to(n));
+            }
             settle(&mut conn, &config, n, &mut t);
         }
     } else {

@@ -433,6 +433,89 @@ fn received_message_is_not_copied_with_receive_bytes() {
 }
 
 #[test]
+fn large_frame_read_into_the_input_buffer_is_not_copied() {
+    let mut server = open_server(seeded());
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let wire = client_frame(true, 2, &payload);
+    let header_len = wire.len() - payload.len();
+    let now = Instant::now();
+    // The start of the frame arrives in the caller's block.
+    server.receive_bytes(now, bytes::BytesMut::from(&wire[..5000]));
+    assert_eq!(server.poll_event(), None);
+    assert_eq!(server.frame_remaining(), wire.len() - 5000);
+    // Room for exactly the rest of the frame, however much is asked for.
+    let buf = server.input_buffer(usize::MAX);
+    assert_eq!(buf.len(), 5000);
+    assert_eq!(buf.capacity(), wire.len(), "the held start copied once into a buffer of the frame's size");
+    let start = buf.as_ptr() as usize;
+    for piece in wire[5000..].chunks(65_536) {
+        let buf = server.input_buffer(usize::MAX);
+        buf.extend_from_slice(piece);
+        assert_eq!(buf.as_ptr() as usize, start, "bytes land next to the frame's start");
+        server.receive_appended(now, piece.len());
+        let remaining = server.frame_remaining();
+        if remaining > 0 {
+            assert_eq!(server.poll_event(), None);
+        }
+    }
+    assert_eq!(server.frame_remaining(), 0);
+    let Some(Event::Binary(b)) = server.poll_event() else { panic!("expected the message") };
+    assert_eq!(b.as_ptr() as usize, start + header_len, "payload is a slice of the input buffer");
+    assert_eq!(&b[..], &payload[..]);
+    assert_eq!(server.buffered_len(), 0);
+}
+
+#[test]
+fn input_buffer_reserves_no_more_than_asked_or_the_frame() {
+    let mut server = open_server(seeded());
+    let wire = client_frame(true, 2, &[7u8; 10_000]);
+    let now = Instant::now();
+    // No frame decoded yet: nothing is reserved.
+    assert_eq!(server.frame_remaining(), 0);
+    assert_eq!(server.input_buffer(1 << 20).capacity(), 0);
+    server.receive_bytes(now, bytes::BytesMut::from(&wire[..100]));
+    assert_eq!(server.poll_event(), None);
+    let buf = server.input_buffer(1000);
+    assert_eq!((buf.len(), buf.capacity()), (100, 1100));
+    buf.extend_from_slice(&wire[100..]);
+    server.receive_appended(now, wire.len() - 100);
+    assert_eq!(drain(&mut server), vec![Event::Binary(vec![7u8; 10_000].into())]);
+}
+
+#[test]
+fn length_of_2_pow_63_minus_1_reserves_nothing_in_the_input_buffer() {
+    let mut server = open_server(seeded());
+    let mut bytes = vec![0x82, 0xFF];
+    bytes.extend_from_slice(&(u64::MAX >> 1).to_be_bytes());
+    bytes.extend_from_slice(&[1, 2, 3, 4]);
+    let now = Instant::now();
+    server.input_buffer(usize::MAX).extend_from_slice(&bytes);
+    server.receive_appended(now, bytes.len());
+    let events = drain(&mut server);
+    assert!(
+        matches!(&events[..], [Event::Error(Error::Protocol(ProtocolError::FrameTooLarge { .. })), Event::Closed(f)] if f.code.0 == 1009),
+        "{events:?}"
+    );
+    assert_eq!(server.frame_remaining(), 0);
+    assert!(server.input_buffer(usize::MAX).capacity() < 64, "nothing reserved for the announced length");
+}
+
+#[test]
+fn bytes_appended_after_the_end_are_dropped() {
+    let mut server = open_server(seeded());
+    let now = Instant::now();
+    server.receive(now, &client_frame(true, 8, &[3, 232]));
+    let events = drain(&mut server);
+    assert_eq!(events.last(), Some(&closed(1000)));
+    let before = server.buffered_len();
+    let late = client_frame(true, 2, b"late");
+    server.input_buffer(usize::MAX).extend_from_slice(&late);
+    server.receive_appended(now, late.len());
+    assert_eq!(server.buffered_len(), before);
+    assert_eq!(drain(&mut server), vec![]);
+}
+
+#[test]
 fn client_rejects_bad_accept_key_and_reports_eof() {
     let now = Instant::now();
     let mut client = Connection::client(ClientRequest::new("h", "/").key([0; 16]), seeded(), now).unwrap();
