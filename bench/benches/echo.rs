@@ -1,10 +1,11 @@
 //! `cargo bench -p crest-bench --bench echo`: the side-by-side echo benchmark.
 //!
-//! Builds the release binaries it needs, then for every server (the `echo`
-//! example of crest-tokio and of crest-async-std, each copied to a name of
-//! its own, and the three `peer_echo` servers) starts it pinned to CPU 0,
-//! drives it with `loadgen` pinned to CPU 1 through every row, measures the
-//! server's CPU time per row from `/proc/PID/stat`, runs the idle-memory test
+//! Builds the release binaries it needs, then for every row runs every server
+//! in turn (the `echo` example of crest-tokio and of crest-async-std, each
+//! copied to a name of its own, and the three `peer_echo` servers; a fresh
+//! process pinned to CPU 0 per row, the order rotated from row to row),
+//! drives it with `loadgen` pinned to CPU 1, measures the server's CPU time
+//! from `/proc/PID/stat`, runs the idle-memory test
 //! on a fresh server process, runs the broadcast test, and prints markdown
 //! tables. See `bench/README.md`.
 //!
@@ -18,7 +19,9 @@
 //! servers and load generators, e.g. `-10` on a shared machine),
 //! `CREST_BENCH_RETRIES` (default 1) and `CREST_BENCH_RETRY_BUDGET` (seconds,
 //! default 60): a row during which other processes used ≥ 5% of a core is
-//! run again, keeping the least disturbed attempt, while the budget lasts.
+//! run again, keeping the least disturbed attempt, while the budget lasts;
+//! `CREST_BENCH_ROUNDS` (default 1): measure every row that many times per
+//! server and report the median.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -120,6 +123,7 @@ fn run() -> Result<(), String> {
     let bcast_conns = env_f64("CREST_BENCH_BROADCAST_CONNS", 10_000.0).clamp(1.0, 30_000.0) as usize;
     let only = env_list("CREST_BENCH_ONLY");
     let retries = env_f64("CREST_BENCH_RETRIES", 1.0).clamp(0.0, 10.0) as usize;
+    let rounds = env_f64("CREST_BENCH_ROUNDS", 1.0).clamp(1.0, 9.0) as usize;
     let retry_budget = env_f64("CREST_BENCH_RETRY_BUDGET", 60.0).clamp(0.0, 3600.0);
     let skip = env_list("CREST_BENCH_SKIP").unwrap_or_default();
     let skipped = |part: &str| skip.iter().any(|s| s == part);
@@ -208,57 +212,44 @@ fn run() -> Result<(), String> {
         }
     }
 
-    // 3. Echo rows: one server process per server, every row against it.
+    // 3. Echo rows, interleaved: each row runs every server in turn (a fresh
+    // server process per row, the order rotated from row to row), so that a
+    // drift in the machine's speed (clock frequency, other tenants) falls on
+    // every server alike rather than on whichever runs its rows last. With
+    // CREST_BENCH_ROUNDS > 1 every row is measured that many times per
+    // server and the median (by server CPU per message) is reported.
     let retry_deadline = Instant::now() + Duration::from_secs_f64(retry_budget);
     let mut results: HashMap<(usize, &str), Result<RowResult, String>> = HashMap::new();
     if !skipped("echo") {
-        for s in &servers {
-            let mut srv = start_server(s, pin)?;
-            for (i, row) in rows.iter().enumerate() {
-                let mut attempt = 0;
-                let mut best: Option<RowResult> = None;
-                let r = loop {
-                    eprint!("echo bench: {:<18} {:<36} ", s.name, row.label());
-                    let r = run_row(&loadgen, pin, &srv, *row, warmup, duration);
-                    match &r {
-                        Ok(r) => eprintln!(
-                            "{:>10.0} msg/s {:>8.2} µs/msg  server {:>3.0}% loadgen {:>3.0}% other {:>3.0}%",
-                            r.msgs_per_sec,
-                            r.server_us_per_msg,
-                            r.server_cpu * 100.0,
-                            r.loadgen_cpu * 100.0,
-                            r.other_cpu * 100.0,
-                        ),
-                        Err(e) => eprintln!("FAILED: {e}"),
+        for (i, row) in rows.iter().enumerate() {
+            let mut runs: HashMap<&str, Vec<RowResult>> = HashMap::new();
+            let mut errors: HashMap<&str, String> = HashMap::new();
+            for round in 0..rounds {
+                for k in 0..servers.len() {
+                    let s = &servers[(i + round + k) % servers.len()];
+                    let mut srv = start_server(s, pin)?;
+                    match measure_row(&loadgen, pin, &mut srv, s.name, *row, warmup, duration, retries, retry_deadline) {
+                        Ok(r) => runs.entry(s.name).or_default().push(r),
+                        Err(e) => {
+                            errors.insert(s.name, e);
+                        }
                     }
-                    // Disturbed by other processes: try again while the retry
-                    // budget lasts, and keep the least disturbed attempt.
-                    let disturbed = r.as_ref().is_ok_and(|r| r.other_cpu >= OTHER_NOISE);
-                    if !disturbed || attempt >= retries || Instant::now() > retry_deadline {
-                        break match (r, best) {
-                            (Ok(r), Some(b)) => Ok(least_disturbed(r, b)),
-                            (Err(_), Some(b)) => Ok(b),
-                            (r, None) => r,
-                        };
+                    srv.stop();
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+            for s in &servers {
+                let r = match (runs.remove(s.name), errors.remove(s.name)) {
+                    (Some(mut v), _) if !v.is_empty() => {
+                        v.sort_by(|a, b| a.server_us_per_msg.total_cmp(&b.server_us_per_msg));
+                        let mid = v.len() / 2;
+                        Ok(v.swap_remove(mid))
                     }
-                    attempt += 1;
-                    best = Some(match (r, best.take()) {
-                        (Ok(r), Some(b)) => least_disturbed(r, b),
-                        (Ok(r), None) => r,
-                        (Err(_), Some(b)) => b,
-                        (Err(_), None) => unreachable!("a disturbed row has a result"),
-                    });
-                    eprintln!("echo bench: (other processes were busy; retry {attempt}/{retries})");
-                    std::thread::sleep(Duration::from_millis(500));
+                    (_, Some(e)) => Err(e),
+                    _ => Err("no result".into()),
                 };
                 results.insert((i, s.name), r);
-                if !srv.alive() {
-                    eprintln!("echo bench: {} exited; restarting it", s.name);
-                    srv = start_server(s, pin)?;
-                }
-                std::thread::sleep(Duration::from_millis(200));
             }
-            srv.stop();
         }
     }
 
@@ -678,6 +669,59 @@ fn idle_memory(loadgen: &str, pin: bool, srv: &Running, n: usize) -> Result<(u64
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     let after = after.map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stderr).trim()))?;
     Ok((before, after))
+}
+
+/// One row against one running server, run again while other processes
+/// disturbed it (keeping the least disturbed attempt) and the retry budget
+/// lasts.
+#[allow(clippy::too_many_arguments)]
+fn measure_row(
+    loadgen: &str,
+    pin: bool,
+    srv: &mut Running,
+    name: &str,
+    row: Row,
+    warmup: f64,
+    duration: f64,
+    retries: usize,
+    retry_deadline: Instant,
+) -> Result<RowResult, String> {
+    let mut attempt = 0;
+    let mut best: Option<RowResult> = None;
+    loop {
+        eprint!("echo bench: {:<18} {:<36} ", name, row.label());
+        let r = run_row(loadgen, pin, srv, row, warmup, duration);
+        match &r {
+            Ok(r) => eprintln!(
+                "{:>10.0} msg/s {:>8.2} µs/msg  server {:>3.0}% loadgen {:>3.0}% other {:>3.0}%",
+                r.msgs_per_sec,
+                r.server_us_per_msg,
+                r.server_cpu * 100.0,
+                r.loadgen_cpu * 100.0,
+                r.other_cpu * 100.0,
+            ),
+            Err(e) => eprintln!("FAILED: {e}"),
+        }
+        // Disturbed by other processes: try again while the retry budget
+        // lasts, and keep the least disturbed attempt.
+        let disturbed = r.as_ref().is_ok_and(|r| r.other_cpu >= OTHER_NOISE);
+        if !disturbed || attempt >= retries || Instant::now() > retry_deadline || !srv.alive() {
+            return match (r, best) {
+                (Ok(r), Some(b)) => Ok(least_disturbed(r, b)),
+                (Err(_), Some(b)) => Ok(b),
+                (r, None) => r,
+            };
+        }
+        attempt += 1;
+        best = Some(match (r, best.take()) {
+            (Ok(r), Some(b)) => least_disturbed(r, b),
+            (Ok(r), None) => r,
+            (Err(_), Some(b)) => b,
+            (Err(_), None) => unreachable!("a disturbed row has a result"),
+        });
+        eprintln!("echo bench: (other processes were busy; retry {attempt}/{retries})");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 fn least_disturbed(a: RowResult, b: RowResult) -> RowResult {
