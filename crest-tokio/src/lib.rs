@@ -10,13 +10,20 @@
 //!            bytes                                   callbacks
 //!   TcpStream ──read──▶ driver task ──▶ crest_driver::Session ──▶ on_connect / on_message / ...
 //!   TcpStream ◀─write── (one loop)  ◀── crest_proto::Connection ◀── conn.send / ws.broadcast
-//!                          ▲ sleep_until(poll_timeout)   ▲ Conn handles wake it
+//!                          ▲ Deadline(poll_timeout)      ▲ Conn handles wake it
 //! ```
 //!
-//! This crate is thin: it owns the sockets, the tasks and the timers. The
+//! This crate is thin: it owns the sockets and the tasks. The
 //! protocol is `crest-proto`'s; routing, callbacks, the registry, broadcast
 //! and every decision of the per-connection loop are `crest-driver`'s,
 //! shared with `crest-async-std`.
+//!
+//! Deadlines (handshake, closing handshake, heartbeat) run on
+//! crest-driver's timer thread ([`crest_driver::timer`]), not on tokio's
+//! timer: a runtime built with only `enable_io()` is enough, and tokio's
+//! time driver, which costs every wake-up of the runtime whether or not a
+//! timer is armed, can be left out. (It does no harm either: `#[tokio::main]`
+//! enables it.) `tokio::time::pause` does not move crest's deadlines.
 //!
 //! ## Example: the product page's server
 //!
