@@ -228,7 +228,8 @@ fn run() -> Result<(), String> {
                 for k in 0..servers.len() {
                     let s = &servers[(i + round + k) % servers.len()];
                     let mut srv = start_server(s, pin)?;
-                    match measure_row(&loadgen, pin, &mut srv, s.name, *row, warmup, duration, retries, retry_deadline) {
+                    match measure_row(&loadgen, pin, &mut srv, s.name, *row, warmup, duration, retries, retry_deadline)
+                    {
                         Ok(r) => runs.entry(s.name).or_default().push(r),
                         Err(e) => {
                             errors.insert(s.name, e);

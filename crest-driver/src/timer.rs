@@ -300,7 +300,8 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         let mut d = Deadline::default();
         let first = Instant::now() + Duration::from_millis(20);
-        let later = first + Duration::from_millis(40);
+        // Far enough apart that a slow, loaded machine still polls between them.
+        let later = first + Duration::from_millis(300);
         assert!(!d.poll(&mut cx, Some(first)));
         assert!(!d.poll(&mut cx, Some(later)), "moving later keeps the first registration");
         flag.wait_for(1); // the first registration fires early for `later`

@@ -112,19 +112,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn fast_equals_reference(data in proptest::collection::vec(any::<u8>(), 0..300),
+        fn fast_equals_reference(data in proptest::collection::vec(any::<u8>(), 0..1200),
                                  key in any::<[u8; 4]>(), offset in 0usize..16) {
-            let mut fast = data.clone();
-            let mut slow = data.clone();
-            apply_mask(&mut fast, key, offset);
-            apply_mask_reference(&mut slow, key, offset);
-            prop_assert_eq!(&fast, &slow);
-        }
-
-        #[test]
-        fn wide_path_equals_reference(data in proptest::collection::vec(any::<u8>(), 250..1200),
-                                      key in any::<[u8; 4]>(), offset in 0usize..16) {
-            // Lengths on both sides of WIDE_MIN, and odd tails after the vectors.
+            // Lengths on both sides of WIDE_MIN (the AVX2 path, where the
+            // CPU has it), with every tail length after the vectors.
             let mut fast = data.clone();
             let mut slow = data.clone();
             apply_mask(&mut fast, key, offset);
