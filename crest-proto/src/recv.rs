@@ -156,8 +156,8 @@ impl Receiver {
 
     /// The fast path for the most common frame: complete in the buffer,
     /// unfragmented (FIN, no message in progress), text or binary, no RSV
-    /// bits, at most 125 bytes (no extended length), masked as our role
-    /// requires, within the size limits. For such a frame every rule of
+    /// bits, at most 65,535 bytes (a 7-bit or 16-bit length), masked as our
+    /// role requires, within the size limits. For such a frame every rule of
     /// `check_header` holds by construction, so this only decodes; any other
     /// frame, every violation included, returns `None` here untouched and
     /// takes the general path. The chunking-invariance property tests compare
@@ -176,20 +176,31 @@ impl Receiver {
             0x82 => false,
             _ => return None,
         };
-        let len = usize::from(b1 & 0x7F);
+        // The 7-bit length, or the 16-bit one that follows 126 (messages of
+        // 126 B to 64 KiB: JSON, mostly); the 64-bit form takes the general
+        // path.
+        let (len, ext) = match b1 & 0x7F {
+            126 => match buf.get(2..4) {
+                Some(&[l0, l1]) => (usize::from(u16::from_be_bytes([l0, l1])), 2),
+                _ => return None,
+            },
+            127 => return None,
+            n => (usize::from(n), 0),
+        };
         let masked = b1 & 0x80 != 0;
-        if len > 125 || masked != (ctx.role == Role::Server) {
+        if masked != (ctx.role == Role::Server) {
             return None;
         }
         if len > ctx.config.max_frame_size || len > ctx.config.max_message_size {
             return None;
         }
-        let header_len = if masked { 6 } else { 2 };
+        let header_len = 2 + ext + if masked { 4 } else { 0 };
         if buf.len() < header_len + len {
             return None;
         }
+        let key_at = header_len.saturating_sub(4); // used only when masked
         if len <= INLINE_CAPACITY {
-            let key = match buf.get(2..6) {
+            let key = match buf.get(key_at..header_len) {
                 Some(&[k0, k1, k2, k3]) if masked => [k0, k1, k2, k3],
                 _ => [0; 4],
             };
@@ -204,7 +215,12 @@ impl Receiver {
         let (head, rest) = buf.split_at_mut(header_len);
         let rest = &mut rest[..len];
         if masked {
-            apply_mask_inline(rest, [head[2], head[3], head[4], head[5]], 0);
+            let key = [head[key_at], head[key_at + 1], head[key_at + 2], head[key_at + 3]];
+            if ext == 0 {
+                apply_mask_inline(rest, key, 0);
+            } else {
+                apply_mask(rest, key, 0); // wide enough for the AVX2 path
+            }
         }
         if text && !short_is_utf8(rest) {
             return Some(Err(Stop::Error(ProtocolError::InvalidUtf8)));
@@ -460,6 +476,9 @@ fn block_is_utf8(block: &[u8; INLINE_CAPACITY], len: usize) -> bool {
 /// falling back to the full check for anything else.
 #[inline]
 fn short_is_utf8(bytes: &[u8]) -> bool {
+    if bytes.len() > 125 {
+        return simdutf8::basic::from_utf8(bytes).is_ok();
+    }
     let (words, rest) = bytes.as_chunks::<8>();
     let high = words.iter().fold(0u64, |acc, w| acc | u64::from_ne_bytes(*w)) & 0x8080_8080_8080_8080;
     let ascii = high == 0 && rest.iter().all(|b| b.is_ascii());

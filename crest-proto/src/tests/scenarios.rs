@@ -727,3 +727,46 @@ fn short_messages_of_every_length_round_trip() {
         );
     }
 }
+
+#[test]
+fn medium_messages_take_the_fast_path_with_the_same_events() {
+    // 16-bit lengths (126 B to 64 KiB): received whole they are decoded by
+    // the fast path, byte by byte by the general one; both must agree, on
+    // valid messages and on invalid UTF-8.
+    let mut wire = Vec::new();
+    let mut expected = Vec::new();
+    for len in [126usize, 127, 300, 1024, 4096, 65_535] {
+        let text: String = (0..len).map(|i| if i % 50 == 7 { 'é' } else { 'a' }).collect::<String>();
+        let text = &text[..text.char_indices().map(|(i, _)| i).take_while(|&i| i <= len).last().unwrap_or(0)];
+        wire.extend(client_frame(true, 1, text.as_bytes()));
+        expected.push(Event::Text(crate::Text::from(text.to_string())));
+        let binary: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+        wire.extend(client_frame(true, 2, &binary));
+        expected.push(Event::Binary(binary.into()));
+    }
+    // A non-minimal length (5 bytes in the 16-bit form) is decoded like any other.
+    let mut odd = vec![0x82, 0x80 | 126, 0, 5, 1, 2, 3, 4];
+    odd.extend(b"hello".iter().zip([1u8, 2, 3, 4].iter().cycle()).map(|(b, k)| b ^ k));
+    wire.extend(&odd);
+    expected.push(Event::Binary(b"hello".to_vec().into()));
+
+    let mut whole = open_server(Config::default());
+    whole.receive(Instant::now(), &wire);
+    let mut bytewise = open_server(Config::default());
+    for b in &wire {
+        bytewise.receive(Instant::now(), std::slice::from_ref(b));
+    }
+    assert_eq!(drain(&mut whole), expected);
+    assert_eq!(drain(&mut bytewise), expected);
+
+    for len in [126usize, 1000] {
+        let mut bad = vec![b'a'; len];
+        bad[len / 2] = 0xFF;
+        let mut wire = client_frame(true, 1, &bad);
+        wire.extend(client_frame(true, 2, b"never seen"));
+        let mut whole = open_server(Config::default());
+        whole.receive(Instant::now(), &wire);
+        let want = vec![Event::Error(Error::Protocol(ProtocolError::InvalidUtf8)), closed(1007)];
+        assert_eq!(drain(&mut whole), want, "len {len}");
+    }
+}
