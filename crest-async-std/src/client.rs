@@ -66,7 +66,7 @@ impl Connect for WebSocketClient {
         let mut driver = Driver::new(Session::connect(plan, peer, Instant::now())?, stream);
         poll_fn(|cx| driver.drive(cx, Session::has_opened)).await;
         let conn = driver.session.connected()?;
-        spawn(Task(driver));
+        spawn(Task::new(driver));
         Ok(conn)
     }
 

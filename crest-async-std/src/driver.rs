@@ -24,22 +24,12 @@ pub(crate) type Driver = crest_driver::Driver<TcpSocket>;
 /// moves the connection's bytes until it is finished. Spawn it on any
 /// executor (async-std, smol, `async_executor::Executor`, ...): it only
 /// needs async-io's reactor, which runs wherever it is polled.
-#[derive(Debug)]
-#[must_use = "a connection's task does nothing unless spawned or awaited"]
-pub struct Task(pub(crate) Driver);
-
-impl Future for Task {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.get_mut().0.drive(cx, |_| false)
-    }
-}
+pub type Task = crest_driver::Task<TcpSocket>;
 
 /// The callback connections' [`Transport`]: an `Async<TcpStream>` read with
 /// `recv` straight into the buffer's spare capacity.
 #[derive(Debug)]
-pub(crate) struct TcpSocket {
+pub struct TcpSocket {
     io: Async<TcpStream>,
     timer: Timer,
     /// The reactor reported the socket readable and no read found it drained

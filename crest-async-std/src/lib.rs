@@ -123,7 +123,7 @@ mod server;
 mod stream;
 
 pub use client::{connect, Connect};
-pub use driver::Task;
+pub use driver::{Task, TcpSocket};
 pub use server::{App, IntoListener};
 pub use stream::{Socket, WebSocket};
 

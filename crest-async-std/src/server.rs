@@ -128,7 +128,7 @@ impl App {
                     // Latency over batching: each send is written when ready.
                     let _ = stream.get_ref().set_nodelay(true);
                     let session = Session::accept(&router, peer, Instant::now());
-                    spawn(Task(Driver::new(session, stream)));
+                    spawn(Task::new(Driver::new(session, stream)));
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");

@@ -17,6 +17,8 @@
 //! struct: no futures of pending branches, no I/O slice arrays (those live on
 //! the stack during a poll).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -77,5 +79,28 @@ impl<T: Transport> Driver<T> {
         // Busy connection: let the others run, then continue.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+/// One callback connection's task: its [`Driver`] as a `Future` that moves
+/// the connection's bytes until it is finished, then drops the socket. The
+/// adapters name it `Task` over their transport; spawn it on the runtime
+/// whose I/O the transport uses.
+#[derive(Debug)]
+#[must_use = "a connection's task does nothing unless spawned or awaited"]
+pub struct Task<T>(Driver<T>);
+
+impl<T: Transport> Task<T> {
+    /// The task of `driver`.
+    pub fn new(driver: Driver<T>) -> Self {
+        Self(driver)
+    }
+}
+
+impl<T: Transport> Future for Task<T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().0.drive(cx, |_| false)
     }
 }

@@ -83,7 +83,7 @@ pub mod wire;
 
 pub use client::{ClientPlan, WebSocketClient};
 pub use conn::{Conn, ConnId};
-pub use driver::Driver;
+pub use driver::{Driver, Task};
 pub use error::{Error, Result};
 pub use router::Router;
 pub use server::{Settings, UpgradeHook, WebSocketServer};

@@ -95,7 +95,7 @@ impl App {
                     // Latency over batching: each send is written when ready.
                     let _ = stream.set_nodelay(true);
                     let session = Session::accept(&router, peer, Instant::now());
-                    tokio::spawn(Task(Driver::new(session, stream)));
+                    tokio::spawn(Task::new(Driver::new(session, stream)));
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
