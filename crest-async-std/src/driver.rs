@@ -1,15 +1,13 @@
 //! The per-connection task: crest-driver's [`Driver`](crest_driver::Driver)
 //! loop over an `Async<TcpStream>` ([`TcpSocket`]: readiness from async-io's
-//! reactor, non-blocking `recv`s, vectored writes, an async-io timer), as a
-//! `Future` to spawn. Everything here is async-io and futures-io, so the task
-//! runs on async-std and on smol alike.
+//! reactor, non-blocking `recv`s, vectored writes; deadlines on crest-driver's
+//! timer thread), as a `Future` to spawn. Everything here is async-io and
+//! futures-io, so the task runs on async-std and on smol alike.
 
-use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Instant;
 
 use async_io::Async;
 use bytes::BytesMut;
@@ -31,7 +29,6 @@ pub type Task = crest_driver::Task<TcpSocket>;
 #[derive(Debug)]
 pub struct TcpSocket {
     io: Async<TcpStream>,
-    timer: Timer,
     /// The reactor reported the socket readable and no read found it drained
     /// since: read again without asking the reactor (each question re-arms
     /// async-io's one-shot registration: an `epoll_ctl`).
@@ -42,7 +39,7 @@ impl Transport for TcpSocket {
     type Io = Async<TcpStream>;
 
     fn new(io: Async<TcpStream>) -> Self {
-        Self { io, timer: Timer::default(), readable: false }
+        Self { io, readable: false }
     }
 
     fn get_ref(&self) -> &Async<TcpStream> {
@@ -85,10 +82,6 @@ impl Transport for TcpSocket {
     fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(self.io.get_ref().shutdown(Shutdown::Write))
     }
-
-    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
-        self.timer.poll(cx, deadline)
-    }
 }
 
 /// One non-blocking `recv` into `buf`'s spare capacity; returns the count and
@@ -108,30 +101,4 @@ fn recv(socket: &TcpStream, buf: &mut BytesMut) -> io::Result<(usize, bool)> {
     // (n <= its length), so they may become part of the buffer.
     unsafe { buf.set_len(buf.len() + n) };
     Ok((n, n == len))
-}
-
-/// A deadline timer that is registered with the reactor only while armed.
-#[derive(Debug, Default)]
-pub(crate) struct Timer(Option<(Instant, async_io::Timer)>);
-
-impl Timer {
-    /// Arms (or disarms) the timer for `deadline`; `true` if it has passed.
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
-        let Some(deadline) = deadline else {
-            self.0 = None;
-            return false;
-        };
-        let (at, timer) = self.0.get_or_insert_with(|| (deadline, async_io::Timer::at(deadline)));
-        if *at != deadline {
-            timer.set_at(deadline);
-            *at = deadline;
-        }
-        if Pin::new(timer).poll(cx).is_pending() {
-            return false;
-        }
-        // A fired `Timer::at` never fires again: drop it, so that a deadline
-        // still pending next time gets a new one (which fires at once).
-        self.0 = None;
-        true
-    }
 }

@@ -13,7 +13,7 @@
 //!                 bytes                                       callbacks
 //!   Async<TcpStream> ──read──▶ driver task ──▶ crest_driver::Session ──▶ on_connect / on_message / ...
 //!   Async<TcpStream> ◀─write── (one loop)  ◀── crest_proto::Connection ◀── conn.send / ws.broadcast
-//!                                ▲ async_io::Timer(poll_timeout)   ▲ Conn handles wake it
+//!                                ▲ Deadline(poll_timeout)          ▲ Conn handles wake it
 //! ```
 //!
 //! This crate is thin: it owns the sockets, the tasks and the timers. The
@@ -23,9 +23,13 @@
 //!
 //! ## async-std and smol
 //!
-//! Sockets and timers are async-io's (`Async<TcpStream>`, `Timer`), the
-//! reactor that async-std and smol both run on, and the I/O traits are
-//! futures-io's; nothing here needs a particular executor. Connection tasks
+//! Sockets are async-io's (`Async<TcpStream>`), the reactor that async-std
+//! and smol both run on, and the I/O traits are futures-io's; nothing here
+//! needs a particular executor. Connection deadlines (handshake, closing
+//! handshake, heartbeat) run on crest-driver's timer thread
+//! ([`crest_driver::timer`]), as in crest-tokio: a deadline that moves later
+//! with every message (the idle timeout) registers about once per period
+//! there, where async-io's `Timer::set_at` would wake the reactor each time. Connection tasks
 //! are spawned with `async_std::task::spawn` unless told otherwise:
 //! [`App::spawn_with`] and [`Connect::connect_with`] take any spawn function
 //! (`|task| smol::spawn(task).detach()`), and [`WebSocket<S>`] runs over any

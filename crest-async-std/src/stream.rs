@@ -6,13 +6,10 @@
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::BytesMut;
 use crest_driver::Transport;
 use futures_io::{AsyncRead, AsyncWrite};
-
-use crate::driver::Timer;
 
 /// A WebSocket connection as a `Stream<Item = Result<Message>>` and a
 /// `Sink<Message>`.
@@ -49,19 +46,19 @@ use crate::driver::Timer;
 /// ```
 pub type WebSocket<S> = crest_driver::WebSocket<Socket<S>>;
 
-/// A futures-io `AsyncRead + AsyncWrite` and an async-io timer: the
+/// A futures-io `AsyncRead + AsyncWrite` (its deadlines run on crest-driver's
+/// timer thread): the
 /// [`Transport`] of [`WebSocket<S>`].
 #[derive(Debug)]
 pub struct Socket<S> {
     io: S,
-    timer: Timer,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Socket<S> {
     type Io = S;
 
     fn new(io: S) -> Self {
-        Self { io, timer: Timer::default() }
+        Self { io }
     }
 
     fn get_ref(&self) -> &S {
@@ -102,9 +99,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Socket<S> {
     /// futures-io's `close` is the write-side shutdown.
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_close(cx)
-    }
-
-    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
-        self.timer.poll(cx, deadline)
     }
 }

@@ -6,7 +6,8 @@
 //!   full or the output is gone), then the write-side shutdown once due;
 //! - read: into a buffer the session lends only while the connection reads
 //!   (an idle connection holds none);
-//! - timer: until the session's deadline;
+//! - timer: until the session's deadline (a [`Deadline`] on crest-driver's
+//!   timer thread, whatever the runtime);
 //! - commands from `Conn` handles (the session's inbox waker).
 //!
 //! It sleeps when a round made no progress, after registering every waker
@@ -23,6 +24,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::stream::Transport;
+use crate::timer::Deadline;
 use crate::{wire, Session};
 
 /// Rounds of the loop before a busy connection yields to other tasks.
@@ -34,19 +36,20 @@ pub struct Driver<T> {
     /// The connection's session.
     pub session: Session,
     io: T,
+    timer: Deadline,
 }
 
 impl<T: Transport> Driver<T> {
     /// A driver for `session` over `io` (wrapped in the transport).
     pub fn new(session: Session, io: T::Io) -> Self {
-        Self { session, io: T::new(io) }
+        Self { session, io: T::new(io), timer: Deadline::default() }
     }
 
     /// Runs the loop until `done(session)` holds (`Ready`) or the socket is
     /// finished (`Ready`: drop the driver), or nothing can progress
     /// (`Pending`, every waker registered).
     pub fn drive(&mut self, cx: &mut Context<'_>, done: fn(&Session) -> bool) -> Poll<()> {
-        let (s, io) = (&mut self.session, &mut self.io);
+        let (s, io, timer) = (&mut self.session, &mut self.io, &mut self.timer);
         for _ in 0..BUDGET {
             if let Poll::Ready(Err(e)) = wire::poll_write_with(s, |iov| io.poll_write_chunks(cx, iov)) {
                 s.io_error(e);
@@ -70,7 +73,7 @@ impl<T: Transport> Driver<T> {
                     }
                 }
             }
-            let fired = io.poll_timer(cx, s.poll_timeout());
+            let fired = timer.poll(cx, s.poll_timeout());
             progress |= s.handle_wakeups(fired, Instant::now);
             if !progress && s.arm(cx.waker()) {
                 return Poll::Pending;

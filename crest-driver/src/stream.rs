@@ -19,6 +19,7 @@ use crest_proto::{Accept, ClientRequest, CloseCode, CloseFrame, Config, Connecti
 
 use crate::error::{Error, Result};
 use crate::router::text;
+use crate::timer::Deadline;
 use crate::wire::{Wire, READ_PAUSE};
 
 /// The protocol side of a message stream: a [`Wire`] plus what the stream
@@ -178,14 +179,15 @@ impl StreamCore {
     }
 }
 
-/// What a runtime provides to a [`WebSocket`]: byte I/O on its stream type
-/// and a deadline timer. Each adapter implements it once, for its
-/// `Socket<S>` wrapper of any `AsyncRead + AsyncWrite` of its I/O traits.
+/// What a runtime provides to a [`WebSocket`]: byte I/O on its stream type.
+/// Each adapter implements it once, for its `Socket<S>` wrapper of any
+/// `AsyncRead + AsyncWrite` of its I/O traits. (Deadlines are not the
+/// runtime's: every connection waits on crest-driver's [`Deadline`].)
 pub trait Transport: Unpin {
     /// The byte stream inside (a `TcpStream`, a TLS stream, ...).
     type Io;
 
-    /// Wraps `io` (with an unarmed timer).
+    /// Wraps `io`.
     fn new(io: Self::Io) -> Self;
 
     /// The byte stream inside.
@@ -215,9 +217,6 @@ pub trait Transport: Unpin {
 
     /// Shuts down the write side (or what the stream offers for that).
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
-
-    /// Arms (or disarms) the timer for `deadline`; `true` if it has passed.
-    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool;
 }
 
 /// A WebSocket connection as a `Stream<Item = Result<Message>>` and a
@@ -232,6 +231,7 @@ pub trait Transport: Unpin {
 #[derive(Debug)]
 pub struct WebSocket<T> {
     io: T,
+    timer: Deadline,
     core: StreamCore,
 }
 
@@ -257,11 +257,11 @@ impl<T: Transport> WebSocket<T> {
 
     /// Wraps a stream whose opening handshake already happened elsewhere.
     pub fn from_upgraded(io: T::Io, role: Role, config: Config) -> Self {
-        Self { io: T::new(io), core: StreamCore::open(role, config, Instant::now()) }
+        Self { io: T::new(io), timer: Deadline::default(), core: StreamCore::open(role, config, Instant::now()) }
     }
 
     async fn handshake(io: T::Io, core: StreamCore) -> Result<Self> {
-        let mut ws = Self { io: T::new(io), core };
+        let mut ws = Self { io: T::new(io), timer: Deadline::default(), core };
         poll_fn(|cx| loop {
             if let Some(done) = ws.core.handshake() {
                 // Flush the 101 (or the error response) before going on.
@@ -339,7 +339,7 @@ impl<T: Transport> WebSocket<T> {
                 core.wire().read_blocked();
             }
         }
-        if self.io.poll_timer(cx, core.wire().poll_timeout()) {
+        if self.timer.poll(cx, core.wire().poll_timeout()) {
             core.wire().handle_timeout(Instant::now());
             core.step();
             progress = true;

@@ -8,9 +8,12 @@
 //! A WebSocket connection needs a deadline only now and then (the opening
 //! handshake, a closing handshake, heartbeats), so crest's deadlines live
 //! here and a tokio runtime needs only its I/O driver: what an I/O-only
-//! runtime costs per wake-up is what crest costs. (async-io's reactor has no
-//! such per-wake-up cost for timers, so crest-async-std keeps async-io's
-//! `Timer`.)
+//! runtime costs per wake-up is what crest costs. async-io's timers cost
+//! nothing per wake-up, but each move of one (`Timer::set_at`: a remove, an
+//! insert and a write to the reactor's notifier) does, and a connection's
+//! deadlines move with its traffic (the idle timeout runs from the last
+//! input); so both adapters' connections wait here, and the rule below
+//! lives once.
 //!
 //! How it works: a deadline is registered (an entry in a heap shared with the
 //! thread) only when it is first armed, or moved earlier than the registered

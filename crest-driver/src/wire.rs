@@ -95,6 +95,9 @@ struct Buffers {
     tail: Vec<u8>,
     /// When to give back a read buffer kept between bursts.
     release_at: Option<Instant>,
+    /// When the last read brought bytes (meaningful while `release_at` is
+    /// set: the keep runs from here).
+    read_at: Option<Instant>,
 }
 
 thread_local! {
@@ -413,7 +416,7 @@ impl Wire {
         let small = !continuing && b.rbuf.len() < size / 8;
         let filled = b.rbuf.capacity() == b.rbuf.len();
         let data = b.rbuf.split();
-        b.release_at = None;
+        b.read_at = Some(now);
         if filled {
             // The read filled the buffer: more is coming.
             self.read_size = (size * 2).min(READ_MAX) as u32;
@@ -436,6 +439,9 @@ impl Wire {
                 if self.io == Io::Active {
                     self.clock = now;
                 }
+                if let Some(b) = &mut self.bufs {
+                    b.read_at = Some(now);
+                }
                 // A connection that lingers takes no input: it drops them.
                 self.conn.receive_appended(now, n);
                 !filled
@@ -448,7 +454,7 @@ impl Wire {
                 let filled = b.rbuf.capacity() == b.rbuf.len();
                 let data = b.rbuf.split();
                 b.rejoin();
-                b.release_at = None;
+                b.read_at = Some(now);
                 self.hand_over(now, data, filled)
             }
         }
@@ -470,17 +476,24 @@ impl Wire {
     /// idle connection holds none; but keep it while the connection holds
     /// part of a frame (its rest lands right after it in the same block, so
     /// crest-proto need not copy it), and for [`READ_KEEP`] after bulk reads.
+    ///
+    /// The bulk keep is one deadline per [`READ_KEEP`], not one per burst:
+    /// it is set when the first burst ends and left alone by the bursts after
+    /// it (when it comes, [`handle_timeout`](Self::handle_timeout) moves it
+    /// to [`READ_KEEP`] after the last read if one came since). A
+    /// deadline that appeared and vanished with every burst made both
+    /// adapters' timers register anew per burst (async-io's `Timer` also
+    /// wakes its reactor with a write to its notifier each time).
     pub fn read_blocked(&mut self) {
         if self.read != ReadInto::Block {
             self.read_done();
         }
-        let partial = self.conn.buffered_len() > 0;
         let bulk = self.read_size as usize > READ_MIN;
         let keep_until = self.clock + READ_KEEP;
         if let Some(b) = &mut self.bufs {
-            if partial {
+            if !bulk {
                 b.release_at = None;
-            } else if bulk && b.rbuf.is_empty() {
+            } else if b.release_at.is_none() && b.rbuf.is_empty() {
                 b.release_at = Some(keep_until);
             }
         }
@@ -546,12 +559,21 @@ impl Wire {
     pub fn handle_timeout(&mut self, now: Instant) -> bool {
         match self.io {
             Io::Active => {
+                let partial = self.conn.buffered_len() > 0;
                 self.clock = now;
                 if let Some(b) = &mut self.bufs {
                     if b.release_at.is_some_and(|at| at <= now) {
-                        b.release_at = None;
-                        b.rbuf = BytesMut::new();
-                        self.read_size = READ_MIN as u32;
+                        // The bulk keep runs from the last read: if one came
+                        // since it was set (or a partial frame waits for its
+                        // rest in the block), it moves on instead of expiring.
+                        let keep_until = b.read_at.map_or(now, |at| at + READ_KEEP);
+                        if partial || keep_until > now {
+                            b.release_at = Some(if partial { now + READ_KEEP } else { keep_until });
+                        } else {
+                            b.release_at = None;
+                            b.rbuf = BytesMut::new();
+                            self.read_size = READ_MIN as u32;
+                        }
                     }
                 }
                 self.release();
@@ -789,6 +811,37 @@ mod tests {
             r.wire.handle_timeout(later);
             assert!(r.wire.bufs.is_none(), "max_read {max_read}: an idle connection holds no buffer");
         }
+    }
+
+    #[test]
+    fn bulk_bursts_share_one_keep_deadline_that_runs_from_the_last_input() {
+        // 64 KiB messages one burst at a time, as a closed-loop client sends
+        // them: the reads grow past READ_MIN, so the read buffer is kept.
+        let messages = payloads(&[65_536; 8]);
+        let wire = client_wire(&messages);
+        let per = wire.len() / messages.len();
+        let mut r = Reader::new();
+        let mut deadlines = Vec::new();
+        for (i, burst) in wire.chunks(per).enumerate() {
+            r.now += Duration::from_millis(100);
+            assert_eq!(r.read_all(burst, usize::MAX).len(), 1, "burst {i}");
+            deadlines.extend(r.wire.poll_timeout());
+        }
+        // One deadline for every burst (set when the first bulk burst ended),
+        // not a new one per burst: the timer registers once per period.
+        let first = deadlines[0];
+        assert!(deadlines.iter().all(|&d| d == first), "{deadlines:?}");
+        assert!(r.wire.bufs.is_some());
+        // It comes while input has arrived since: it moves to READ_KEEP
+        // after the last input, and the buffer stays.
+        let last_input = r.now;
+        r.wire.handle_timeout(first);
+        assert_eq!(r.wire.poll_timeout(), Some(last_input + READ_KEEP));
+        assert!(r.wire.bufs.is_some(), "kept while reads continue");
+        // Then a quiet READ_KEEP: the buffers go back, no deadline is left.
+        r.wire.handle_timeout(last_input + READ_KEEP);
+        assert!(r.wire.bufs.is_none(), "an idle connection holds no buffer");
+        assert_eq!(r.wire.poll_timeout(), None);
     }
 
     #[test]

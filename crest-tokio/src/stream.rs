@@ -6,13 +6,10 @@
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::BytesMut;
 use crest_driver::Transport;
 use tokio::io::{AsyncRead, AsyncWrite};
-
-use crest_driver::timer::Deadline;
 
 /// A WebSocket connection as a `Stream<Item = Result<Message>>` and a
 /// `Sink<Message>`.
@@ -42,20 +39,19 @@ use crest_driver::timer::Deadline;
 /// ```
 pub type WebSocket<S> = crest_driver::WebSocket<Socket<S>>;
 
-/// A tokio `AsyncRead + AsyncWrite` and a deadline (crest-driver's timer
-/// thread, so the runtime needs no time driver): the [`Transport`]
-/// of [`WebSocket<S>`].
+/// A tokio `AsyncRead + AsyncWrite`: the [`Transport`] of
+/// [`WebSocket<S>`]. (Its deadlines run on crest-driver's timer thread, so
+/// the runtime needs no time driver.)
 #[derive(Debug)]
 pub struct Socket<S> {
     io: S,
-    timer: Deadline,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Socket<S> {
     type Io = S;
 
     fn new(io: S) -> Self {
-        Self { io, timer: Deadline::default() }
+        Self { io }
     }
 
     fn get_ref(&self) -> &S {
@@ -80,9 +76,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Socket<S> {
 
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-
-    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
-        self.timer.poll(cx, deadline)
     }
 }
