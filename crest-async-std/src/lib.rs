@@ -29,8 +29,9 @@
 //! handshake, heartbeat) run on crest-driver's timer thread
 //! ([`crest_driver::timer`]), as in crest-tokio: a deadline that moves later
 //! with every message (the idle timeout) registers about once per period
-//! there, where async-io's `Timer::set_at` would wake the reactor each time. Connection tasks
-//! are spawned with `async_std::task::spawn` unless told otherwise:
+//! there, where async-io's `Timer::set_at` would wake the reactor each time.
+//! Connection tasks are spawned with `async_std::task::spawn` unless told
+//! otherwise:
 //! [`App::spawn_with`] and [`Connect::connect_with`] take any spawn function
 //! (`|task| smol::spawn(task).detach()`), and [`WebSocket<S>`] runs over any
 //! futures-io stream.

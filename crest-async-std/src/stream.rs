@@ -46,9 +46,8 @@ use futures_io::{AsyncRead, AsyncWrite};
 /// ```
 pub type WebSocket<S> = crest_driver::WebSocket<Socket<S>>;
 
-/// A futures-io `AsyncRead + AsyncWrite` (its deadlines run on crest-driver's
-/// timer thread): the
-/// [`Transport`] of [`WebSocket<S>`].
+/// A futures-io `AsyncRead + AsyncWrite`: the [`Transport`] of
+/// [`WebSocket<S>`]. (Its deadlines run on crest-driver's timer thread.)
 #[derive(Debug)]
 pub struct Socket<S> {
     io: S,
