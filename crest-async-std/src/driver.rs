@@ -110,7 +110,7 @@ impl Transport for TcpSocket {
 
     /// A read that did not fill the spare capacity most likely drained the
     /// socket: the next read waits for readiness instead of trying first
-    /// (which would cost a `recv` that fails with `EAGAIN`), unless [`Guess`]
+    /// (which would cost a `recv` that fails with `EAGAIN`), unless `Guess`
     /// says to yield and read again first.
     fn poll_read_buf(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
         loop {
