@@ -1,6 +1,6 @@
 //! The opening handshake (RFC 6455 §4): HTTP/1.1 upgrade, both sides.
 //!
-//! [`server`] parses requests and writes 101 or error responses; [`client`]
+//! `server` parses requests and writes 101 or error responses; `client`
 //! builds requests and checks the server's answer. Both parse with
 //! `httparse`, so "not yet complete" is a normal state, never an error.
 
